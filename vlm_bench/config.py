@@ -1,0 +1,407 @@
+"""Model and dataset YAML configs: loading, schema checks and precedence.
+
+Precedence for frame settings, lowest first: built-in defaults < model ``video`` <
+dataset ``video`` < the item's own ``video`` overrides < command-line options. Decode
+settings: the adapter's defaults < model ``decode`` < dataset ``decode`` < command line.
+A ``null`` in a YAML means "not set here" and never hides a lower layer's value.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import yaml
+
+from vlm_bench.types import BACKENDS, FRAME_STRATEGIES, QUANTIZATIONS, DecodeConfig, VideoConfig
+
+CONFIG_ROOT = Path(__file__).resolve().parent / "configs"
+MODELS_DIR = CONFIG_ROOT / "models"
+DATASETS_DIR = CONFIG_ROOT / "datasets"
+
+FAMILIES = ("internvl3", "mock")
+DATASET_FORMATS = ("jsonl",)
+VIDEO_KEYS = tuple(f.name for f in fields(VideoConfig))
+DECODE_KEYS = tuple(f.name for f in fields(DecodeConfig))
+VISION_KEYS = ("short_side", "max_num_tiles")
+PROMPT_KEYS = ("open", "mc")
+
+DEFAULT_PROMPTS = {
+    "open": "{question}",
+    "mc": "{question}\n{options}\nAnswer with the option's letter from the given choices directly.",
+}
+
+
+class ConfigError(ValueError):
+    """A configuration is wrong; the session stops before any item runs."""
+
+
+# ---------------------------------------------------------------- records
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str
+    family: str
+    engine: str = "native"
+    hf_repo: str | None = None
+    model_name: str | None = None
+    revision: str | None = None
+    quantization: str = "none"
+    dtype: str | None = None
+    device_map: str | None = None
+    attn_implementation: str | None = "sdpa"
+    trust_remote_code: bool = False
+    batch_size: int = 1
+    system_prompt: str | None = None
+    vision_args: Mapping[str, Any] = field(default_factory=dict)
+    video: Mapping[str, Any] = field(default_factory=dict)
+    decode: Mapping[str, Any] = field(default_factory=dict)
+    info: Mapping[str, Any] = field(default_factory=dict)
+    # family "mock" only
+    responses: Mapping[str, str] = field(default_factory=dict)
+    default_response: str | None = None
+    delay_ms: float = 0.0
+    path: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+
+
+MOCK_ONLY_KEYS = ("responses", "default_response", "delay_ms")
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    name: str
+    format: str
+    path: str  # absolute path of the annotation file
+    root: str | None = None  # media root; relative media paths resolve against it
+    video: Mapping[str, Any] = field(default_factory=dict)
+    decode: Mapping[str, Any] = field(default_factory=dict)
+    scorer: str | None = None
+    prompt: Mapping[str, str] = field(default_factory=dict)
+    description: str | None = None
+    config_path: str | None = None
+
+    @property
+    def media_root(self) -> Path:
+        return Path(self.root) if self.root else Path(self.path).parent
+
+    def prompt_template(self, kind: str) -> str:
+        return self.prompt.get(kind, DEFAULT_PROMPTS[kind])
+
+    def content_hash(self) -> str:
+        return file_sha256(self.path)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------- checks
+
+
+def _check_keys(where: str, data: Mapping[str, Any], allowed: Iterable[str]) -> None:
+    allowed = tuple(allowed)
+    for key in data:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else f" (allowed: {', '.join(allowed)})"
+            raise ConfigError(f"{where}: unknown key {key!r}{hint}")
+
+
+def _check_mapping(where: str, value: Any) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
+    return value
+
+
+def check_video(where: str, video: Mapping[str, Any]) -> dict[str, Any]:
+    """Check one layer of frame settings (partial); returns it without nulls."""
+    video = _check_mapping(where, video)
+    _check_keys(where, video, VIDEO_KEYS)
+    out = {k: v for k, v in video.items() if v is not None}
+    if "max_frames" in out and (not _is_int(out["max_frames"]) or out["max_frames"] < 1):
+        raise ConfigError(f"{where}: max_frames must be a whole number >= 1, got {out['max_frames']!r}")
+    if "strategy" in out and out["strategy"] not in FRAME_STRATEGIES:
+        raise ConfigError(f"{where}: strategy must be one of {', '.join(FRAME_STRATEGIES)}, got {out['strategy']!r}")
+    if "stride" in out and (not _is_int(out["stride"]) or out["stride"] < 1):
+        raise ConfigError(f"{where}: stride must be a whole number >= 1, got {out['stride']!r}")
+    if "fps" in out and (not isinstance(out["fps"], (int, float)) or isinstance(out["fps"], bool) or out["fps"] <= 0):
+        raise ConfigError(f"{where}: fps must be a number > 0, got {out['fps']!r}")
+    return out
+
+
+def check_decode(where: str, decode: Mapping[str, Any]) -> dict[str, Any]:
+    decode = _check_mapping(where, decode)
+    _check_keys(where, decode, DECODE_KEYS)
+    out = {k: v for k, v in decode.items() if v is not None}
+    if "max_new_tokens" in out and (not _is_int(out["max_new_tokens"]) or out["max_new_tokens"] < 1):
+        raise ConfigError(f"{where}: max_new_tokens must be a whole number >= 1, got {out['max_new_tokens']!r}")
+    if "temperature" in out and (not isinstance(out["temperature"], (int, float)) or out["temperature"] < 0):
+        raise ConfigError(f"{where}: temperature must be a number >= 0, got {out['temperature']!r}")
+    if "stop" in out:
+        stop = out["stop"]
+        if isinstance(stop, str):
+            stop = [stop]
+        if not isinstance(stop, list) or not all(isinstance(s, str) and s for s in stop):
+            raise ConfigError(f"{where}: stop must be a list of non-empty strings, got {out['stop']!r}")
+        out["stop"] = tuple(stop)
+    return out
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def resolve_video(*layers: Mapping[str, Any], where: str = "frame settings") -> VideoConfig:
+    """Merge partial frame settings, lowest precedence first, and check the result."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        merged.update({k: v for k, v in layer.items() if v is not None})
+    cfg = VideoConfig(**merged)
+    if cfg.strategy == "stride" and not cfg.stride:
+        raise ConfigError(f"{where}: strategy 'stride' needs a stride (--stride or video.stride)")
+    if cfg.strategy == "fps" and not cfg.fps:
+        raise ConfigError(f"{where}: strategy 'fps' needs an fps (--fps or video.fps)")
+    return cfg
+
+
+def resolve_decode(*layers: Mapping[str, Any]) -> DecodeConfig:
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        merged.update({k: v for k, v in layer.items() if v is not None})
+    if "stop" in merged:
+        merged["stop"] = tuple(merged["stop"])
+    return DecodeConfig(**merged)
+
+
+# ---------------------------------------------------------------- loading
+
+
+def _load_yaml(path: Path) -> Mapping[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from exc
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+MODEL_KEYS = tuple(f.name for f in fields(ModelConfig) if f.name not in ("name", "path"))
+
+
+def load_model_config(path: str | Path, name: str | None = None) -> ModelConfig:
+    path = Path(path)
+    data = dict(_load_yaml(path))
+    where = str(path)
+    _check_keys(where, data, MODEL_KEYS)
+    family = data.get("family")
+    if family not in FAMILIES:
+        raise ConfigError(f"{where}: family must be one of {', '.join(FAMILIES)}, got {family!r}")
+    if family != "mock":
+        for key in MOCK_ONLY_KEYS:
+            if key in data:
+                raise ConfigError(f"{where}: key {key!r} is only valid for family 'mock'")
+    engine = data.get("engine", "mock" if family == "mock" else "native")
+    if engine not in BACKENDS:
+        raise ConfigError(f"{where}: engine must be one of {', '.join(BACKENDS)}, got {engine!r}")
+    quant = str(data.get("quantization", "none"))
+    if quant not in QUANTIZATIONS:
+        raise ConfigError(f"{where}: quantization must be one of {', '.join(QUANTIZATIONS)}, got {quant!r}")
+    vision = _check_mapping(f"{where}: vision_args", data.get("vision_args"))
+    _check_keys(f"{where}: vision_args", vision, VISION_KEYS)
+    responses = _check_mapping(f"{where}: responses", data.get("responses"))
+    batch_size = data.get("batch_size", 1)
+    if not _is_int(batch_size) or batch_size < 1:
+        raise ConfigError(f"{where}: batch_size must be a whole number >= 1, got {batch_size!r}")
+    data.update(
+        engine=engine,
+        quantization=quant,
+        vision_args=dict(vision),
+        video=check_video(f"{where}: video", data.get("video")),
+        decode=check_decode(f"{where}: decode", data.get("decode")),
+        info=dict(_check_mapping(f"{where}: info", data.get("info"))),
+        responses={str(k): str(v) for k, v in responses.items()},
+    )
+    return ModelConfig(name=name or path.stem, path=str(path.resolve()), **data)
+
+
+DATASET_KEYS = tuple(f.name for f in fields(DatasetConfig) if f.name not in ("config_path",))
+
+
+def load_dataset_config(path: str | Path) -> DatasetConfig:
+    path = Path(path)
+    if path.suffix == ".jsonl":
+        return DatasetConfig(name=path.stem, format="jsonl", path=str(path.resolve()))
+    data = dict(_load_yaml(path))
+    where = str(path)
+    _check_keys(where, data, DATASET_KEYS)
+    fmt = data.get("format", "jsonl")
+    if fmt not in DATASET_FORMATS:
+        raise ConfigError(f"{where}: format must be one of {', '.join(DATASET_FORMATS)}, got {fmt!r}")
+    if "path" not in data:
+        raise ConfigError(f"{where}: missing key 'path' (the annotation file, relative to this YAML)")
+    ann = (path.parent / str(data["path"])).resolve()
+    if not ann.is_file():
+        raise ConfigError(f"{where}: annotation file not found: {ann}")
+    root = data.get("root")
+    prompt = _check_mapping(f"{where}: prompt", data.get("prompt"))
+    _check_keys(f"{where}: prompt", prompt, PROMPT_KEYS)
+    scorer = data.get("scorer")
+    if scorer is not None:
+        from vlm_bench.scoring import SCORERS
+
+        if scorer not in SCORERS:
+            raise ConfigError(f"{where}: scorer must be one of {', '.join(SCORERS)}, got {scorer!r}")
+    data.update(
+        name=str(data.get("name", path.stem)),
+        format=fmt,
+        path=str(ann),
+        root=str((path.parent / str(root)).resolve()) if root else None,
+        video=check_video(f"{where}: video", data.get("video")),
+        decode=check_decode(f"{where}: decode", data.get("decode")),
+        prompt=dict(prompt),
+    )
+    return DatasetConfig(config_path=str(path.resolve()), **data)
+
+
+def _catalog(directory: Path) -> dict[str, Path]:
+    return {p.stem: p for p in sorted(directory.glob("*.yaml"))}
+
+
+def model_catalog() -> dict[str, Path]:
+    return _catalog(MODELS_DIR)
+
+
+def dataset_catalog() -> dict[str, Path]:
+    return _catalog(DATASETS_DIR)
+
+
+def _lookup(kind: str, ref: str, catalog: Mapping[str, Path], suffixes: tuple[str, ...]) -> Path:
+    candidate = Path(ref)
+    if candidate.suffix in suffixes or candidate.is_file():
+        if not candidate.is_file():
+            raise ConfigError(f"{kind} file not found: {ref}")
+        return candidate
+    key = ref.lower().replace("-", "_")
+    if key in catalog:
+        return catalog[key]
+    close = difflib.get_close_matches(key, list(catalog), n=3)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise ConfigError(f"unknown {kind} {ref!r}: not a file and not in the catalog ({', '.join(catalog)}){hint}")
+
+
+def resolve_model(ref: str) -> ModelConfig:
+    path = _lookup("model", ref, model_catalog(), (".yaml", ".yml"))
+    return load_model_config(path, name=path.stem)
+
+
+def resolve_dataset(ref: str) -> DatasetConfig:
+    return load_dataset_config(_lookup("dataset", ref, dataset_catalog(), (".yaml", ".yml", ".jsonl")))
+
+
+# ---------------------------------------------------------------- the run
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a session needs, resolved from options, YAMLs and defaults."""
+
+    backend: str
+    model: ModelConfig
+    quant: str
+    datasets: tuple[DatasetConfig, ...]
+    video_overrides: Mapping[str, Any] = field(default_factory=dict)  # from the command line
+    decode_overrides: Mapping[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    results_dir: str | None = None
+    min_pass_rate: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "backend": self.backend,
+            "quant": self.quant,
+            "model": self.model.as_dict(),
+            "datasets": [dict(d.as_dict(), sha256=d.content_hash()) for d in self.datasets],
+            "video_overrides": dict(self.video_overrides),
+            "decode_overrides": _plain(dict(self.decode_overrides)),
+            "seed": self.seed,
+            "min_pass_rate": self.min_pass_rate,
+        }
+
+
+def build_run_config(
+    *,
+    model: str,
+    backend: str | None = None,
+    datasets: Iterable[str] = (),
+    quant: str | None = None,
+    video_overrides: Mapping[str, Any] | None = None,
+    decode_overrides: Mapping[str, Any] | None = None,
+    seed: int = 0,
+    results_dir: str | None = None,
+    min_pass_rate: float | None = None,
+) -> RunConfig:
+    model_cfg = resolve_model(model)
+    backend = backend or model_cfg.engine
+    if backend not in BACKENDS:
+        raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if model_cfg.family == "mock" and backend != "mock":
+        raise ConfigError(f"model {model_cfg.name!r} is a mock model; it runs only with --backend=mock")
+    quant = quant or model_cfg.quantization
+    if quant != "none" and backend != "native":
+        raise ConfigError(f"--quant={quant} applies to the native backend only (backend is {backend!r})")
+    resolved = tuple(resolve_dataset(d) for d in datasets)
+    names = [d.name for d in resolved]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ConfigError(f"dataset name {dupes[0]!r} given twice; dataset names must be distinct")
+    cli_video = check_video("command line", video_overrides or {})
+    cli_decode = check_decode("command line", decode_overrides or {})
+    # Fail early on frame settings that cannot combine, before any item runs.
+    for ds in resolved or (None,):
+        resolve_video(
+            model_cfg.video,
+            ds.video if ds else {},
+            cli_video,
+            where=f"frame settings for dataset {ds.name!r}" if ds else "frame settings",
+        )
+    if min_pass_rate is not None and not 0.0 <= min_pass_rate <= 1.0:
+        raise ConfigError(f"--min-pass-rate must be between 0 and 1, got {min_pass_rate}")
+    return RunConfig(
+        backend=backend,
+        model=model_cfg,
+        quant=quant,
+        datasets=resolved,
+        video_overrides=cli_video,
+        decode_overrides=cli_decode,
+        seed=seed,
+        results_dir=results_dir,
+        min_pass_rate=min_pass_rate,
+    )

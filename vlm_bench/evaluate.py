@@ -1,0 +1,129 @@
+"""One item through the pipeline: sample -> frames -> engine -> score -> record.
+
+Plain Python: the pytest plugin, the CLI and tests share it.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Sequence
+
+import numpy as np
+
+from vlm_bench.config import ConfigError, RunConfig, resolve_decode, resolve_video
+from vlm_bench.registry import adapter_class
+from vlm_bench.runners import create_engine
+from vlm_bench.scoring import score_prediction
+from vlm_bench.types import DecodeConfig, Generation, ItemRecord, Sample, VideoConfig, VideoInput
+from vlm_bench.utils.video import MediaError, read_image_frames, select_frames
+
+
+def load_media(sample: Sample, video: VideoConfig) -> VideoInput:
+    """Decode the item's frames with the shared sampler (or read its image files)."""
+    if sample.video is not None:
+        frames, selection = select_frames(sample.video, video.max_frames, video.strategy, video.fps, video.stride)
+    else:
+        frames, selection = read_image_frames(list(sample.frames or ()), video.max_frames)
+    return VideoInput(item_id=sample.id, frames=tuple(frames), selection=selection, source=sample.media_path)
+
+
+class Evaluator:
+    """Holds the one engine of a session and evaluates items one at a time.
+
+    ``load()`` builds the engine once; if that fails, every item's record carries the
+    load error instead of the session crashing."""
+
+    def __init__(self, run: RunConfig, samples: Sequence[Sample] = ()):
+        self.run = run
+        self.datasets = {d.name: d for d in run.datasets}
+        self._answers = {s.id: s.answer for s in samples if s.answer is not None}
+        self.adapter = None
+        self.load_error: str | None = None
+        self.loaded = False
+
+    def load(self) -> None:
+        if self.loaded:
+            return
+        self.loaded = True
+        random.seed(self.run.seed)
+        np.random.seed(self.run.seed)
+        extra = {"answers": self._answers} if self.run.backend == "mock" else {}
+        try:
+            engine = create_engine(self.run.backend, self.run.model, quant=self.run.quant, seed=self.run.seed, **extra)
+            adapter = adapter_class(self.run.model.family)(self.run.model, engine)
+            adapter.load()
+        except Exception as exc:  # reported on every item; the session goes on to write them
+            self.load_error = f"backend {self.run.backend!r} failed to load model {self.run.model.name!r}: {exc}"
+            return
+        self.adapter = adapter
+
+    def video_config(self, sample: Sample) -> VideoConfig:
+        dataset = self.datasets[sample.dataset]
+        return resolve_video(
+            self.run.model.video,
+            dataset.video,
+            sample.video_overrides,
+            self.run.video_overrides,
+            where=f"frame settings of item {sample.id!r} ({sample.source})",
+        )
+
+    def decode_config(self, sample: Sample) -> DecodeConfig:
+        defaults = self.adapter.default_decode() if self.adapter else {}
+        return resolve_decode(
+            defaults, self.run.model.decode, self.datasets[sample.dataset].decode, self.run.decode_overrides
+        )
+
+    def evaluate(self, sample: Sample) -> ItemRecord:
+        self.load()
+        decode = self.decode_config(sample)
+        media: VideoInput | None = None
+        gen: Generation | None = None
+        error = self.load_error
+        if error is None:
+            try:
+                media = load_media(sample, self.video_config(sample))
+                prompt = self.adapter.build_prompt(sample, self.datasets[sample.dataset])
+                started = time.perf_counter()
+                (gen,) = self.adapter.generate([(sample, media, prompt)], decode)
+                if gen.latency_ms is None:
+                    gen = Generation(gen.id, gen.text, gen.tokens, (time.perf_counter() - started) * 1000, gen.truncated)
+            except MediaError as exc:
+                error = f"{exc} (item {sample.id!r}, {sample.source}); fix the path or file, or drop the item"
+            except ConfigError as exc:
+                error = str(exc)
+            except Exception as exc:
+                error = f"engine error on item {sample.id!r}: {type(exc).__name__}: {exc}"
+        return self._record(sample, media, gen, decode, error)
+
+    def _record(
+        self,
+        sample: Sample,
+        media: VideoInput | None,
+        gen: Generation | None,
+        decode: DecodeConfig,
+        error: str | None,
+    ) -> ItemRecord:
+        score = None
+        if gen is not None and sample.answer is not None:
+            score = score_prediction(sample.scorer, gen.text, sample.answer, sample.options, sample.scorer_args)
+        return ItemRecord(
+            id=sample.id,
+            dataset=sample.dataset,
+            model=self.run.model.name,
+            backend=self.run.backend,
+            quant=self.run.quant,
+            category=sample.category,
+            question=sample.question,
+            answer=sample.answer,
+            prediction=gen.text if gen else None,
+            scorer=sample.scorer,
+            score=score.value if score else None,
+            passed=bool(score and score.passed) and error is None,
+            latency_ms=round(gen.latency_ms, 3) if gen and gen.latency_ms is not None else None,
+            truncated=bool(gen and gen.truncated),
+            tokens=gen.tokens if gen else None,
+            error=error,
+            video=media.selection.as_dict() if media else None,
+            decode=decode.as_dict(),
+        )

@@ -1,0 +1,94 @@
+"""Command-line options, defined once for the pytest plugin and the ``vlm-bench`` CLI."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from vlm_bench.types import BACKENDS, FRAME_STRATEGIES, QUANTIZATIONS
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
+def unit_rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a rate between 0 and 1, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a rate between 0 and 1 (0.8 means 80%), got {text!r}")
+    return value
+
+
+def integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+
+
+@dataclass(frozen=True)
+class Option:
+    flag: str
+    dest: str
+    help: str
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("--backend", "vlm_backend", "engine: native (transformers), vlmeval (VLMEvalKit) or mock; default: the model YAML's engine", {"choices": BACKENDS}),
+    Option("--model", "vlm_model", "catalog name (see configs/models, e.g. internvl3_38b) or a model YAML path; default: mock"),
+    Option("--dataset", "vlm_datasets", "JSONL file, dataset YAML or catalog name; repeat for several", {"action": "append"}),
+    Option("--quant", "vlm_quant", "bitsandbytes quantization for the native backend; default: the model YAML's", {"choices": QUANTIZATIONS}),
+    Option("--max-frames", "vlm_max_frames", "frames per video (overrides every config)", {"type": positive_int}),
+    Option("--frame-strategy", "vlm_frame_strategy", "how frames are chosen", {"choices": FRAME_STRATEGIES}),
+    Option("--fps", "vlm_fps", "frames per second of video for --frame-strategy=fps", {"type": positive_float}),
+    Option("--stride", "vlm_stride", "frame spacing for --frame-strategy=stride", {"type": positive_int}),
+    Option("--seed", "vlm_seed", "random seed (default 0)", {"type": integer, "default": 0}),
+    Option("--max-new-tokens", "vlm_max_new_tokens", "generation limit (overrides every config)", {"type": positive_int}),
+    Option("--results-dir", "vlm_results_dir", "where items.jsonl and summary.json go; default vlm-results/<time>-<model>-<backend>"),
+    Option("--overwrite", "vlm_overwrite", "replace results already in --results-dir", {"action": "store_true"}),
+    Option("--min-pass-rate", "vlm_min_pass_rate", "fail the session when the overall pass rate is below this (0..1); when met, failed items alone do not fail it", {"type": unit_rate}),
+)
+
+
+def add_options(add: Callable[..., Any]) -> None:
+    """``add`` is pytest's ``group.addoption`` or argparse's ``add_argument``."""
+    for opt in OPTIONS:
+        add(opt.flag, dest=opt.dest, help=opt.help, **opt.kwargs)
+
+
+def option_args(values: Mapping[str, Any]) -> list[str]:
+    """Turn parsed option values (by dest) back into command-line arguments."""
+    args: list[str] = []
+    for opt in OPTIONS:
+        value = values.get(opt.dest)
+        if value is None or value is False or (opt.kwargs.get("default") is not None and value == opt.kwargs["default"]):
+            continue
+        if value is True:
+            args.append(opt.flag)
+        elif isinstance(value, list):
+            for v in value:
+                args += [opt.flag, str(v)]
+        else:
+            args += [opt.flag, str(value)]
+    return args

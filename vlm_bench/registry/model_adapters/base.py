@@ -1,0 +1,48 @@
+"""Model adapters: the family's prompt building and default decode, in front of an engine."""
+
+from __future__ import annotations
+
+import re
+import string
+from dataclasses import replace
+from typing import Any, Sequence
+
+from vlm_bench.config import DatasetConfig, ModelConfig
+from vlm_bench.runners import generate_batch
+from vlm_bench.types import DecodeConfig, Generation, Sample, VideoInput
+
+_LABELLED = re.compile(r"^\s*(?:\([A-Z]\)|[A-Z][\.\):])\s")
+
+
+def format_options(options: Sequence[str]) -> str:
+    """One option per line, lettered "A. ..." unless the dataset already lettered them."""
+    if all(_LABELLED.match(o) for o in options):
+        return "\n".join(o.strip() for o in options)
+    return "\n".join(f"{string.ascii_uppercase[i]}. {o.strip()}" for i, o in enumerate(options))
+
+
+class ModelAdapter:
+    """The generic adapter; families subclass it for their own defaults."""
+
+    family = "mock"
+
+    def __init__(self, model_cfg: ModelConfig, engine: Any):
+        self.model_cfg = model_cfg
+        self._engine = engine
+
+    def load(self) -> None:
+        self._engine.load()
+
+    def default_decode(self) -> dict[str, Any]:
+        return {"temperature": 0.0, "max_new_tokens": 1024, "stop": ()}
+
+    def build_prompt(self, sample: Sample, dataset: DatasetConfig) -> str:
+        """The question text; engines add the image placeholders their model expects."""
+        kind = "mc" if sample.options else "open"
+        return dataset.prompt_template(kind).format(
+            question=sample.question.strip(), options=format_options(sample.options)
+        )
+
+    def generate(self, batch: Sequence[tuple[Sample, VideoInput, str]], decode: DecodeConfig) -> list[Generation]:
+        gens = generate_batch(self._engine, [(media, prompt) for _, media, prompt in batch], decode, self.model_cfg)
+        return [g if g.id == s.id else replace(g, id=s.id) for (s, _, _), g in zip(batch, gens)]

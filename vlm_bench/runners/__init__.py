@@ -1,0 +1,57 @@
+"""Engines: plain classes with ``load()`` and ``generate_video(...)``; they know nothing of
+pytest or of result files. ``create_engine`` imports the chosen one lazily."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Mapping, Protocol, Sequence
+
+from vlm_bench.config import ModelConfig
+from vlm_bench.types import DecodeConfig, Generation, VideoInput
+
+ENGINES: Mapping[str, str] = {
+    "mock": "vlm_bench.runners.mock_backend:MockEngine",
+    "native": "vlm_bench.runners.native_backend:NativeEngine",
+    "vlmeval": "vlm_bench.runners.vlmeval_backend:VLMEvalKitEngine",
+}
+
+
+class Engine(Protocol):
+    name: str
+
+    def load(self) -> None: ...
+
+    def generate_video(
+        self, media: VideoInput, prompt: str, decode: DecodeConfig, model_cfg: ModelConfig | None = None
+    ) -> Generation: ...
+
+
+class EngineUnavailable(RuntimeError):
+    pass
+
+
+def engine_class(backend: str) -> type:
+    if backend not in ENGINES:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(ENGINES)}")
+    module_name, _, class_name = ENGINES[backend].partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name == module_name:
+            raise EngineUnavailable(f"backend {backend!r} is not part of this vlm-bench version") from exc
+        raise
+    return getattr(module, class_name)
+
+
+def create_engine(backend: str, model_cfg: ModelConfig, *, quant: str = "none", seed: int = 0, **extra: Any):
+    """Build (not load) the engine for ``backend``."""
+    return engine_class(backend)(model_cfg, quant=quant, seed=seed, **extra)
+
+
+def generate_batch(
+    engine: Any, batch: Sequence[tuple[VideoInput, str]], decode: DecodeConfig, model_cfg: ModelConfig
+) -> list[Generation]:
+    """Engines that batch expose ``generate(batch, decode)``; others run one by one."""
+    if len(batch) > 1 and hasattr(engine, "generate"):
+        return engine.generate(batch, decode, model_cfg=model_cfg)
+    return [engine.generate_video(media, prompt, decode, model_cfg=model_cfg) for media, prompt in batch]

@@ -1,0 +1,70 @@
+"""A deterministic engine for CI and for testing the harness itself.
+
+It answers from the model YAML's ``responses`` (item id -> text), else its
+``default_response``, else the item's own reference answer, so a clean run passes. It
+sees the real frames the shared sampler decoded (it checks their shape and reads every
+pixel) and reports its real latency. It is never evidence that a real model works.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from typing import Mapping
+
+from vlm_bench.config import ModelConfig
+from vlm_bench.types import DecodeConfig, Generation, VideoInput
+
+
+class MockEngine:
+    name = "mock"
+    loads = 0  # class-wide count of load() calls, for tests of "one load per session"
+
+    def __init__(
+        self, model_cfg: ModelConfig, *, quant: str = "none", seed: int = 0, answers: Mapping[str, str] | None = None
+    ):
+        self.model_cfg = model_cfg
+        self.seed = seed
+        self.answers = dict(answers or {})
+        self.loaded = False
+
+    def load(self) -> None:
+        type(self).loads += 1
+        self.loaded = True
+
+    def generate_video(
+        self, media: VideoInput, prompt: str, decode: DecodeConfig, model_cfg: ModelConfig | None = None
+    ) -> Generation:
+        if not self.loaded:
+            raise RuntimeError("MockEngine.generate_video called before load()")
+        cfg = model_cfg or self.model_cfg
+        start = time.perf_counter()
+        if not media.frames:
+            raise ValueError(f"item {media.item_id}: no frames to look at")
+        for frame in media.frames:
+            if frame.ndim != 3 or frame.shape[2] != 3:
+                raise ValueError(f"item {media.item_id}: frame of shape {frame.shape} is not HxWx3 RGB")
+            zlib.crc32(frame.tobytes())  # touch every pixel, as a model would
+        if cfg.delay_ms:
+            time.sleep(cfg.delay_ms / 1000.0)
+        if media.item_id in cfg.responses:
+            text = cfg.responses[media.item_id]
+        elif cfg.default_response is not None:
+            text = cfg.default_response
+        else:
+            text = self.answers.get(media.item_id, "")
+        words = text.split()
+        truncated = len(words) > decode.max_new_tokens
+        if truncated:
+            words = words[: decode.max_new_tokens]
+            text = " ".join(words)
+        for stop in decode.stop:
+            if stop in text:
+                text, truncated = text[: text.index(stop)], False
+        return Generation(
+            id=media.item_id,
+            text=text,
+            tokens=len(text.split()),
+            latency_ms=(time.perf_counter() - start) * 1000.0,
+            truncated=truncated,
+        )

@@ -1,0 +1,141 @@
+"""Small frozen records passed between the dataset, sampler, engines, scorers and writer."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+FRAME_STRATEGIES = ("uniform", "stride", "fps")
+BACKENDS = ("native", "vlmeval", "mock")
+QUANTIZATIONS = ("none", "int8", "int4")
+
+
+@dataclass(frozen=True)
+class VideoConfig:
+    """How frames are chosen from one video."""
+
+    max_frames: int = 32
+    strategy: str = "uniform"
+    fps: float | None = None
+    stride: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    """Generation settings; greedy (temperature 0) unless a config says otherwise."""
+
+    temperature: float = 0.0
+    max_new_tokens: int = 1024
+    stop: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"temperature": self.temperature, "max_new_tokens": self.max_new_tokens, "stop": list(self.stop)}
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One dataset item: a video (or a list of frames) and a question about it."""
+
+    id: str
+    dataset: str
+    question: str
+    answer: str | None
+    video: str | None = None
+    frames: tuple[str, ...] | None = None
+    options: tuple[str, ...] = ()
+    scorer: str = "exact"
+    scorer_args: Mapping[str, Any] = field(default_factory=dict)
+    category: str | None = None
+    video_overrides: Mapping[str, Any] = field(default_factory=dict)
+    source: str = ""  # "<file>:<line>" the item came from, for error messages
+
+    @property
+    def media_path(self) -> str:
+        return self.video if self.video is not None else ", ".join(self.frames or ())
+
+
+@dataclass(frozen=True)
+class FrameSelection:
+    """Which frames the sampler chose and how; recorded per item."""
+
+    selected_indices: tuple[int, ...]
+    num_frames_total: int
+    strategy: str
+    fps_used: float | None
+    reader: str
+    video_fps: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["selected_indices"] = list(self.selected_indices)
+        return d
+
+
+@dataclass(frozen=True, eq=False)
+class VideoInput:
+    """The decoded frames (RGB uint8, HxWx3) of one item, ready for an engine."""
+
+    item_id: str
+    frames: tuple[np.ndarray, ...]
+    selection: FrameSelection
+    source: str
+
+
+@dataclass(frozen=True)
+class Generation:
+    id: str
+    text: str
+    tokens: int | None = None
+    latency_ms: float | None = None
+    truncated: bool = False
+
+
+@dataclass(frozen=True)
+class Score:
+    scorer: str
+    value: float
+    passed: bool
+    extracted: str | None = None  # what the scorer read from the prediction (e.g. the letter)
+
+
+TIMING_FIELDS = ("latency_ms",)
+
+
+@dataclass(frozen=True)
+class ItemRecord:
+    """One line of items.jsonl. Field order is the on-disk order."""
+
+    id: str
+    dataset: str
+    model: str
+    backend: str
+    quant: str
+    category: str | None
+    question: str
+    answer: str | None
+    prediction: str | None
+    scorer: str
+    score: float | None
+    passed: bool
+    latency_ms: float | None
+    truncated: bool
+    tokens: int | None
+    error: str | None
+    video: Mapping[str, Any] | None
+    decode: Mapping[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def failure_summary(self) -> str:
+        if self.error:
+            return f"{self.id}: {self.error}"
+        return (
+            f"{self.id}: scorer {self.scorer} gave {self.score} for prediction {self.prediction!r}"
+            f" (answer {self.answer!r})" + (" [truncated at max_new_tokens]" if self.truncated else "")
+        )
