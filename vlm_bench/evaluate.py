@@ -25,7 +25,9 @@ def load_media(sample: Sample, video: VideoConfig) -> VideoInput:
         frames, selection = select_frames(sample.video, video.max_frames, video.strategy, video.fps, video.stride)
     else:
         frames, selection = read_image_frames(list(sample.frames or ()), video.max_frames)
-    return VideoInput(item_id=sample.id, frames=tuple(frames), selection=selection, source=sample.media_path)
+    return VideoInput(
+        item_id=sample.id, frames=tuple(frames), selection=selection, source=sample.media_path, dataset=sample.dataset
+    )
 
 
 class Evaluator:
@@ -37,7 +39,7 @@ class Evaluator:
     def __init__(self, run: RunConfig, samples: Sequence[Sample] = ()):
         self.run = run
         self.datasets = {d.name: d for d in run.datasets}
-        self._answers = {s.id: s.answer for s in samples if s.answer is not None}
+        self._answers = {s.uid: s.answer for s in samples if s.answer is not None}
         self.adapter = None
         self.load_error: str | None = None
         self.loaded = False

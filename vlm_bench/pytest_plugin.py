@@ -161,7 +161,7 @@ class VlmBenchSession:
             return
         for item in items:
             callspec = getattr(item, "callspec", None)
-            if callspec is not None and "vlm_item" in callspec.params:
+            if callspec is not None and "vlm_item" in callspec.params and not item.get_closest_marker("benchmark"):
                 item.add_marker(pytest.mark.smoke)
 
     @pytest.hookimpl

@@ -55,6 +55,11 @@ class Sample:
     source: str = ""  # "<file>:<line>" the item came from, for error messages
 
     @property
+    def uid(self) -> str:
+        """Unique across the datasets of a run."""
+        return f"{self.dataset}/{self.id}"
+
+    @property
     def media_path(self) -> str:
         return self.video if self.video is not None else ", ".join(self.frames or ())
 
@@ -84,6 +89,7 @@ class VideoInput:
     frames: tuple[np.ndarray, ...]
     selection: FrameSelection
     source: str
+    dataset: str = ""
 
 
 @dataclass(frozen=True)

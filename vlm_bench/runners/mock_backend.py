@@ -1,6 +1,6 @@
 """A deterministic engine for CI and for testing the harness itself.
 
-It answers from the model YAML's ``responses`` (item id -> text), else its
+It answers from the model YAML's ``responses`` (item id, or "dataset/id", -> text), else its
 ``default_response``, else the item's own reference answer, so a clean run passes. It
 sees the real frames the shared sampler decoded (it checks their shape and reads every
 pixel) and reports its real latency. It is never evidence that a real model works.
@@ -21,7 +21,7 @@ class MockEngine:
     loads = 0  # class-wide count of load() calls, for tests of "one load per session"
 
     def __init__(
-        self, model_cfg: ModelConfig, *, quant: str = "none", seed: int = 0, answers: Mapping[str, str] | None = None
+        self, model_cfg: ModelConfig, *, quant: str = "none", seed: int = 0, answers: Mapping[str, str] | None = None  # "dataset/id" -> reference answer
     ):
         self.model_cfg = model_cfg
         self.seed = seed
@@ -47,12 +47,13 @@ class MockEngine:
             zlib.crc32(frame.tobytes())  # touch every pixel, as a model would
         if cfg.delay_ms:
             time.sleep(cfg.delay_ms / 1000.0)
-        if media.item_id in cfg.responses:
-            text = cfg.responses[media.item_id]
+        uid = f"{media.dataset}/{media.item_id}"
+        if uid in cfg.responses or media.item_id in cfg.responses:
+            text = cfg.responses.get(uid, cfg.responses.get(media.item_id))
         elif cfg.default_response is not None:
             text = cfg.default_response
         else:
-            text = self.answers.get(media.item_id, "")
+            text = self.answers.get(uid, "")
         words = text.split()
         truncated = len(words) > decode.max_new_tokens
         if truncated:

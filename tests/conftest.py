@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vlm_bench.utils.synthetic import indexed_frame, write_video
+
+pytest_plugins = ["pytester"]
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO / "fixtures"
+SMOKE_JSONL = FIXTURES / "smoke" / "smoke.jsonl"
+SQUARE_MP4 = FIXTURES / "smoke" / "videos" / "moving_square.mp4"
+COLOUR_MP4 = FIXTURES / "smoke" / "videos" / "colour_cycle.mp4"
+EVAL_TEST = (REPO / "evals" / "test_video_qa.py").read_text()
+
+
+@pytest.fixture
+def make_video(tmp_path):
+    """Write an H.264 clip whose frames carry their index (see vlm_bench.utils.synthetic)."""
+
+    def make(name: str = "clip.mp4", n: int = 30, fps: float = 10, size=(64, 96)) -> Path:
+        base = np.full((*size, 3), 80, np.uint8)
+        path = tmp_path / name
+        write_video(path, (indexed_frame(i, base) for i in range(n)), fps=fps)
+        return path
+
+    return make
+
+
+@pytest.fixture
+def write_jsonl(tmp_path):
+    def write(items, name: str = "data.jsonl") -> Path:
+        path = tmp_path / name
+        path.write_text("".join((i if isinstance(i, str) else json.dumps(i)) + "\n" for i in items))
+        return path
+
+    return write
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]

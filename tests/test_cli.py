@@ -1,0 +1,64 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, SMOKE_JSONL, read_jsonl
+from vlm_bench.cli import main
+from vlm_bench.options import OPTIONS, option_args
+
+pytestmark = pytest.mark.smoke
+VLM_BENCH = str(Path(sys.executable).with_name("vlm-bench"))
+
+
+def test_models_lists_the_catalog(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    for size in ("1B", "2B", "8B", "9B", "14B", "38B", "78B"):
+        assert f"OpenGVLab/InternVL3-{size} " in out
+    line_38b = next(line for line in out.splitlines() if line.startswith("internvl3_38b"))
+    assert line_38b.split()[4:] == ["38.4", "76.8", "2", "int8"]
+
+
+def test_datasets_lists_configs(capsys):
+    assert main(["datasets"]) == 0
+    assert any(line.startswith("smoke ") and "smoke.jsonl" in line for line in capsys.readouterr().out.splitlines())
+
+
+def test_option_args_round_trip():
+    values = {"vlm_model": "m", "vlm_datasets": ["a", "b"], "vlm_overwrite": True, "vlm_seed": 0, "vlm_max_frames": 4}
+    assert option_args(values) == ["--model", "m", "--dataset", "a", "--dataset", "b", "--max-frames", "4", "--overwrite"]
+    assert len({o.flag for o in OPTIONS}) == len(OPTIONS)
+
+
+def test_run_is_a_pytest_session_with_the_same_options(tmp_path):
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [VLM_BENCH, "run", "--dataset", str(SMOKE_JSONL), "--max-frames", "4", "--results-dir", str(out),
+         "--", "-q", "-p", "no:cacheprovider", "-k", "square"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "2 passed" in proc.stdout
+    records = read_jsonl(out / "items.jsonl")
+    assert [r["id"] for r in records] == ["square_direction", "square_colour_mc"]
+    assert all(len(r["video"]["selected_indices"]) == 4 for r in records)
+    assert json.loads((out / "summary.json").read_text())["pass_rate"] == 1.0
+
+
+def test_run_exit_code_is_pytests(tmp_path):
+    proc = subprocess.run([VLM_BENCH, "run", "--model", "nope"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 4 and "unknown model 'nope'" in proc.stderr
+
+
+def test_from_another_directory_pytest_finds_the_plugin(tmp_path):
+    """``pytest evals`` from outside the checkout: the plugin arrives by its entry point."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", str(REPO / "evals"), "--dataset", str(SMOKE_JSONL), "-q",
+         "-p", "no:cacheprovider", "--results-dir", str(tmp_path / "o")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "9 passed" in proc.stdout

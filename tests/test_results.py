@@ -1,0 +1,68 @@
+import json
+import warnings
+
+import pytest
+
+from vlm_bench.results import ResultsWriter, format_table, read_records, record_line, summarize, write_json_atomic
+
+pytestmark = pytest.mark.smoke
+
+
+def rec(i, passed=True, dataset="d", category="c", error=None, truncated=False, latency=1.0):
+    return {"id": str(i), "dataset": dataset, "category": category, "passed": passed,
+            "error": error, "truncated": truncated, "latency_ms": latency}
+
+
+def test_writer_appends_and_flushes_each_record(tmp_path):
+    writer = ResultsWriter(tmp_path / "out")
+    writer.write(rec(1))
+    # readable by another reader before close: the line is flushed
+    assert read_records(tmp_path / "out" / "items.jsonl") == [rec(1)]
+    writer.write(rec(2))
+    assert len(read_records(writer.path)) == 2
+    writer.close()
+    writer2 = ResultsWriter(tmp_path / "out")
+    writer2.write(rec(3))
+    writer2.close()
+    assert [r["id"] for r in read_records(writer.path)] == ["1", "2", "3"]
+
+
+def test_partial_last_line_is_dropped_with_a_warning(tmp_path):
+    path = tmp_path / "items.jsonl"
+    path.write_text(record_line(rec(1)) + record_line(rec(2))[:20])
+    with pytest.warns(UserWarning, match="partial last line"):
+        assert [r["id"] for r in read_records(path)] == ["1"]
+    path.write_text(record_line(rec(1))[:20] + "\n" + record_line(rec(2)))
+    with pytest.raises(ValueError, match="items.jsonl:1: not a JSON record"):
+        read_records(path)
+
+
+def test_record_line_is_stable():
+    assert record_line({"b": 1, "a": "é"}) == '{"b": 1, "a": "é"}\n'
+
+
+def test_summarize_counts_and_rates():
+    records = [
+        rec(1), rec(2, passed=False), rec(3, error="boom", passed=False),
+        rec(4, dataset="e", category=None, truncated=True), rec(5, category="k"),
+    ]
+    s = summarize(records, min_pass_rate=0.7)
+    assert (s["passed"], s["total"], s["errors"], s["truncated"]) == (3, 5, 1, 1)
+    assert s["pass_rate"] == 0.6 and s["below_min_pass_rate"]
+    assert s["per_dataset"]["d"]["pass_rate"] == 0.5 and s["per_dataset"]["e"]["pass_rate"] == 1.0
+    assert s["per_category"]["c"] == {"passed": 1, "total": 3, "errors": 1, "truncated": 0, "pass_rate": 0.333333}
+    assert set(s["per_category"]) == {"c", "k"}
+    assert s["latency_ms"]["max"] == 1.0
+    assert not summarize(records, min_pass_rate=0.6)["below_min_pass_rate"]
+
+
+def test_format_table():
+    lines = format_table(summarize([rec(1), rec(2, passed=False)], min_pass_rate=0.9))
+    assert lines[1].split() == ["overall", "1", "2", "50.0%", "0", "0"]
+    assert lines[-1] == "min pass rate 90.0%: FAILED (overall 50.0%)"
+
+
+def test_write_json_atomic(tmp_path):
+    write_json_atomic(tmp_path / "s.json", {"a": 1})
+    assert json.loads((tmp_path / "s.json").read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["s.json"]
