@@ -1,5 +1,10 @@
 from __future__ import annotations
 
+import os
+
+# Tiny models on a 2-core machine run faster and steadier on one thread (set before torch loads).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import json
 from pathlib import Path
 

@@ -48,6 +48,7 @@ class ModelConfig:
     family: str
     engine: str = "native"
     hf_repo: str | None = None
+    local_build: str | None = None  # a checkpoint vlm-bench builds locally (tiny-internvl3)
     model_name: str | None = None
     revision: str | None = None
     quantization: str = "none"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 import time
+from dataclasses import replace
 from typing import Sequence
 
 import numpy as np
@@ -30,6 +31,14 @@ def load_media(sample: Sample, video: VideoConfig) -> VideoInput:
     )
 
 
+def describe_error(exc: Exception, sample: Sample) -> str:
+    if isinstance(exc, MediaError):
+        return f"{exc} (item {sample.id!r}, {sample.source}); fix the path or file, or drop the item"
+    if isinstance(exc, ConfigError):
+        return str(exc)
+    return f"engine error on item {sample.id!r}: {type(exc).__name__}: {exc}"
+
+
 class Evaluator:
     """Holds the one engine of a session and evaluates items one at a time.
 
@@ -43,6 +52,7 @@ class Evaluator:
         self.adapter = None
         self.load_error: str | None = None
         self.loaded = False
+        self._ready: dict[str, ItemRecord] = {}  # records generated ahead of their turn
 
     def load(self) -> None:
         if self.loaded:
@@ -76,27 +86,58 @@ class Evaluator:
             defaults, self.run.model.decode, self.datasets[sample.dataset].decode, self.run.decode_overrides
         )
 
-    def evaluate(self, sample: Sample) -> ItemRecord:
+    def evaluate(self, sample: Sample, ahead: Sequence[Sample] = ()) -> ItemRecord:
+        """One item's record. With ``ahead`` (the next items of the run), they are generated
+        in the same batch and their records wait for their own call."""
+        if sample.uid in self._ready:
+            return self._ready.pop(sample.uid)
+        first, *rest = self.evaluate_many([sample, *[s for s in ahead if s.uid not in self._ready]])
+        self._ready.update((r_sample.uid, record) for r_sample, record in zip(ahead, rest))
+        return first
+
+    def evaluate_many(self, samples: Sequence[Sample]) -> list[ItemRecord]:
+        """Records for ``samples`` in order; items with the same decode settings go to the
+        engine ``model.batch_size`` at a time."""
         self.load()
-        decode = self.decode_config(sample)
-        media: VideoInput | None = None
-        gen: Generation | None = None
-        error = self.load_error
-        if error is None:
+        records: dict[str, ItemRecord] = {}
+        ready: list[tuple[Sample, VideoInput, str, DecodeConfig]] = []
+        for sample in samples:
+            decode = self.decode_config(sample)
+            if self.load_error is not None:
+                records[sample.uid] = self._record(sample, None, None, decode, self.load_error)
+                continue
             try:
                 media = load_media(sample, self.video_config(sample))
                 prompt = self.adapter.build_prompt(sample, self.datasets[sample.dataset])
-                started = time.perf_counter()
-                (gen,) = self.adapter.generate([(sample, media, prompt)], decode)
-                if gen.latency_ms is None:
-                    gen = Generation(gen.id, gen.text, gen.tokens, (time.perf_counter() - started) * 1000, gen.truncated)
-            except MediaError as exc:
-                error = f"{exc} (item {sample.id!r}, {sample.source}); fix the path or file, or drop the item"
-            except ConfigError as exc:
-                error = str(exc)
             except Exception as exc:
-                error = f"engine error on item {sample.id!r}: {type(exc).__name__}: {exc}"
-        return self._record(sample, media, gen, decode, error)
+                records[sample.uid] = self._record(sample, None, None, decode, describe_error(exc, sample))
+            else:
+                ready.append((sample, media, prompt, decode))
+        size = max(1, self.run.model.batch_size)
+        by_decode: dict[DecodeConfig, list[tuple[Sample, VideoInput, str, DecodeConfig]]] = {}
+        for entry in ready:
+            by_decode.setdefault(entry[3], []).append(entry)
+        for group in by_decode.values():
+            for start in range(0, len(group), size):
+                for record in self._generate(group[start : start + size]):
+                    records[f"{record.dataset}/{record.id}"] = record
+        return [records[s.uid] for s in samples]
+
+    def _generate(self, chunk: Sequence[tuple[Sample, VideoInput, str, DecodeConfig]]) -> list[ItemRecord]:
+        decode = chunk[0][3]
+        started = time.perf_counter()
+        try:
+            gens = self.adapter.generate([(s, m, p) for s, m, p, _ in chunk], decode)
+        except Exception as exc:
+            if len(chunk) > 1:  # find the item that fails; the others still get answers
+                return [record for one in chunk for record in self._generate([one])]
+            sample, media, _, _ = chunk[0]
+            return [self._record(sample, media, None, decode, describe_error(exc, sample))]
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        return [
+            self._record(s, m, g if g.latency_ms is not None else replace(g, latency_ms=elapsed_ms), d, None)
+            for (s, m, _, d), g in zip(chunk, gens)
+        ]
 
     def _record(
         self,

@@ -105,6 +105,7 @@ class VlmBenchSession:
         self.results_dir = Path(run.results_dir) if run.results_dir else default_results_dir(run)
         self._samples: list[Sample] | None = None
         self._evaluator: Evaluator | None = None
+        self._positions: dict[int, int] | None = None
         self.writer = ResultsWriter(self.results_dir)
         self.records: list[dict[str, Any]] = []
         self.other_failures = 0
@@ -130,6 +131,24 @@ class VlmBenchSession:
         if len(self.run.datasets) == 1:
             return [s.id for s in samples]
         return [f"{s.dataset}/{s.id}" for s in samples]
+
+    def lookahead(self, node: pytest.Item) -> list[Sample]:
+        """With ``batch_size > 1``, the items the same test function runs next, so they are
+        generated in one batch. Not under xdist, where the next item may run elsewhere."""
+        size = self.run.model.batch_size
+        if size <= 1 or not self.is_controller:
+            return []
+        items = node.session.items
+        if self._positions is None:
+            self._positions = {id(it): i for i, it in enumerate(items)}
+        ahead = []
+        for other in items[self._positions.get(id(node), len(items)) + 1 :]:
+            callspec = getattr(other, "callspec", None)
+            if len(ahead) == size - 1:
+                break
+            if getattr(other, "originalname", None) == node.originalname and callspec and "vlm_item" in callspec.params:
+                ahead.append(callspec.params["vlm_item"])
+        return ahead
 
     # ------------------------------------------------------------ results
 
@@ -229,8 +248,10 @@ def vlm_evaluate(request: pytest.FixtureRequest, vlm_evaluator: Evaluator):
     """Evaluate one item and attach its record to this test's report (written to
     items.jsonl by the controller, which under xdist is not this process)."""
 
+    session = _get_session(request.config)
+
     def evaluate(sample: Sample) -> ItemRecord:
-        record = vlm_evaluator.evaluate(sample)
+        record = vlm_evaluator.evaluate(sample, session.lookahead(request.node))
         request.node.user_properties.append((RECORD_KEY, record.as_dict()))
         return record
 

@@ -4,7 +4,7 @@ pytest or of result files. ``create_engine`` imports the chosen one lazily."""
 from __future__ import annotations
 
 import importlib
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Mapping, Protocol
 
 from vlm_bench.config import ModelConfig
 from vlm_bench.types import DecodeConfig, Generation, VideoInput
@@ -47,11 +47,3 @@ def create_engine(backend: str, model_cfg: ModelConfig, *, quant: str = "none", 
     """Build (not load) the engine for ``backend``."""
     return engine_class(backend)(model_cfg, quant=quant, seed=seed, **extra)
 
-
-def generate_batch(
-    engine: Any, batch: Sequence[tuple[VideoInput, str]], decode: DecodeConfig, model_cfg: ModelConfig
-) -> list[Generation]:
-    """Engines that batch expose ``generate(batch, decode)``; others run one by one."""
-    if len(batch) > 1 and hasattr(engine, "generate"):
-        return engine.generate(batch, decode, model_cfg=model_cfg)
-    return [engine.generate_video(media, prompt, decode, model_cfg=model_cfg) for media, prompt in batch]

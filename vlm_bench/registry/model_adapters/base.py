@@ -8,7 +8,6 @@ from dataclasses import replace
 from typing import Any, Sequence
 
 from vlm_bench.config import DatasetConfig, ModelConfig
-from vlm_bench.runners import generate_batch
 from vlm_bench.types import DecodeConfig, Generation, Sample, VideoInput
 
 _LABELLED = re.compile(r"^\s*(?:\([A-Z]\)|[A-Z][\.\):])\s")
@@ -44,5 +43,9 @@ class ModelAdapter:
         )
 
     def generate(self, batch: Sequence[tuple[Sample, VideoInput, str]], decode: DecodeConfig) -> list[Generation]:
-        gens = generate_batch(self._engine, [(media, prompt) for _, media, prompt in batch], decode, self.model_cfg)
+        """Engines that batch expose ``generate(batch, decode)``; others run one by one."""
+        if len(batch) > 1 and hasattr(self._engine, "generate"):
+            gens = self._engine.generate([(m, p) for _, m, p in batch], decode, model_cfg=self.model_cfg)
+        else:
+            gens = [self._engine.generate_video(m, p, decode, model_cfg=self.model_cfg) for _, m, p in batch]
         return [g if g.id == s.id else replace(g, id=s.id) for (s, _, _), g in zip(batch, gens)]

@@ -1,0 +1,317 @@
+"""Native backend: InternVL3 through Hugging Face transformers (``InternVLForConditionalGeneration``
+and ``InternVLProcessor``, the ``-hf`` checkpoints), optionally quantized with bitsandbytes.
+
+Frames come from the shared sampler; the processor only resizes and normalizes them (one
+tile per video frame, ``Frame1: <image>`` lines from its chat template), it never samples
+again. Greedy decoding unless a temperature is set.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+from urllib.parse import urlparse
+
+import numpy as np
+
+from vlm_bench.config import ModelConfig
+from vlm_bench.registry.model_adapters.internvl3 import INTERNVL3_SYSTEM_PROMPT
+from vlm_bench.types import DecodeConfig, Generation, VideoInput
+
+# Kept in full precision under int8/int4: quantizing InternViT and the projector hurts, and
+# transformers matches these by full module name (a bare "vision_tower" is not enough).
+QUANT_SKIP_MODULES = ["model.vision_tower", "model.multi_modal_projector", "lm_head"]
+_INTERNVL3_REPO = re.compile(r"^OpenGVLab/InternVL3-\d+B$")
+OOM_ADVICE = (
+    "CUDA out of memory on item {item}: set `quantization: int8` in the model YAML (or pass "
+    "--quant int8 / --quant int4) and/or use fewer frames (--max-frames {fewer})"
+)
+
+
+def hf_model_id(repo: str) -> str:
+    """``OpenGVLab/InternVL3-38B`` (the remote-code checkpoint) -> its transformers-native
+    ``-hf`` twin; other ids and local paths pass through."""
+    return f"{repo}-hf" if _INTERNVL3_REPO.match(repo) else repo
+
+
+@dataclass(frozen=True)
+class _Ended:
+    tokens: int
+    text: str
+    truncated: bool
+
+
+class NativeEngine:
+    name = "native"
+
+    def __init__(self, model_cfg: ModelConfig, *, quant: str = "none", seed: int = 0):
+        self.model_cfg = model_cfg
+        self.quant = quant
+        self.seed = seed
+        self.model = None
+        self.processor = None
+        self.source: str | None = None
+        self.load_seconds: float | None = None
+
+    # ------------------------------------------------------------ loading
+
+    def model_source(self) -> str:
+        cfg = self.model_cfg
+        if cfg.local_build:
+            from vlm_bench.registry.tiny_internvl import LOCAL_BUILDS
+
+            if cfg.local_build not in LOCAL_BUILDS:
+                raise RuntimeError(f"unknown local_build {cfg.local_build!r}; known: {', '.join(LOCAL_BUILDS)}")
+            return str(LOCAL_BUILDS[cfg.local_build](seed=self.seed))
+        if not cfg.hf_repo:
+            raise RuntimeError(f"model {cfg.name!r} sets neither hf_repo nor local_build")
+        return cfg.hf_repo if Path(cfg.hf_repo).expanduser().is_dir() else hf_model_id(cfg.hf_repo)
+
+    def load(self) -> None:
+        import torch
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        started = time.perf_counter()
+        cfg = self.model_cfg
+        source = self.model_source()
+        self.source = source
+        local = Path(source).expanduser().is_dir()
+        if not local:
+            _check_hub_reachable(source, cfg.revision)
+        cuda = torch.cuda.is_available()
+        dtype = _torch_dtype(cfg.dtype) if cfg.dtype else (torch.bfloat16 if cuda else torch.float32)
+        kwargs: dict[str, Any] = {
+            "revision": None if local else cfg.revision,
+            "trust_remote_code": cfg.trust_remote_code,
+        }
+        model_kwargs: dict[str, Any] = {"dtype": dtype, "attn_implementation": cfg.attn_implementation or "sdpa"}
+        device_map = cfg.device_map or ("auto" if cuda else None)
+        if self.quant != "none":
+            model_kwargs["quantization_config"] = bnb_config(self.quant)
+            device_map = device_map or {"": "cpu"}
+        if device_map is not None:
+            model_kwargs["device_map"] = device_map
+        torch.manual_seed(self.seed)
+        try:
+            processor = AutoProcessor.from_pretrained(source, **kwargs)
+            model = AutoModelForImageTextToText.from_pretrained(source, **kwargs, **model_kwargs)
+        except OSError as exc:
+            raise RuntimeError(f"Hugging Face model not available: {source} ({exc})") from exc
+        if self.quant != "none":
+            check_quantized(model, self.quant)
+        self.model = model.eval()
+        self.processor = processor
+        self.load_seconds = time.perf_counter() - started
+
+    # ------------------------------------------------------------ generation
+
+    def system_prompt(self, model_cfg: ModelConfig) -> str | None:
+        if model_cfg.system_prompt is not None:
+            return model_cfg.system_prompt or None
+        return INTERNVL3_SYSTEM_PROMPT if model_cfg.family == "internvl3" else None
+
+    def messages(self, media: VideoInput, prompt: str, model_cfg: ModelConfig) -> list[dict[str, Any]]:
+        """One image (dynamic tiles) for a single frame, else a video (one tile per frame)."""
+        visual = {"type": "image"} if _is_image(media) else {"type": "video"}
+        msgs: list[dict[str, Any]] = []
+        system = self.system_prompt(model_cfg)
+        if system:
+            msgs.append({"role": "system", "content": system})
+        msgs.append({"role": "user", "content": [visual, {"type": "text", "text": prompt}]})
+        return msgs
+
+    def prepare_inputs(self, batch: Sequence[tuple[VideoInput, str]], model_cfg: ModelConfig | None = None):
+        """Processor inputs for items of one kind (all images, or videos of equal length)."""
+        cfg = model_cfg or self.model_cfg
+        texts = [
+            self.processor.apply_chat_template(self.messages(m, p, cfg), add_generation_prompt=True, tokenize=False)
+            for m, p in batch
+        ]
+        kwargs: dict[str, Any] = {"text": texts, "return_tensors": "pt", "padding": True}
+        side = cfg.vision_args.get("short_side")
+        if _is_image(batch[0][0]):
+            kwargs["images"] = [m.frames[0] for m, _ in batch]
+            if cfg.vision_args.get("max_num_tiles"):
+                kwargs["max_patches"] = cfg.vision_args["max_num_tiles"]
+        else:
+            kwargs["videos"] = [np.stack(m.frames) for m, _ in batch]
+            kwargs["do_sample_frames"] = False  # the shared sampler already chose the frames
+            if side:
+                kwargs["size"] = {"height": side, "width": side}
+        inputs = self.processor(**kwargs)
+        return inputs.to(self.model.device, dtype=self.model.dtype)
+
+    def generate_video(
+        self, media: VideoInput, prompt: str, decode: DecodeConfig, model_cfg: ModelConfig | None = None
+    ) -> Generation:
+        return self.generate([(media, prompt)], decode, model_cfg=model_cfg)[0]
+
+    def generate(
+        self, batch: Sequence[tuple[VideoInput, str]], decode: DecodeConfig, model_cfg: ModelConfig | None = None
+    ) -> list[Generation]:
+        """Several items, one ``generate`` call per group of same-shaped inputs, left-padded."""
+        if self.model is None:
+            raise RuntimeError("NativeEngine.generate called before load()")
+        groups: dict[tuple[bool, int], list[int]] = {}
+        for i, (media, _) in enumerate(batch):
+            groups.setdefault((_is_image(media), len(media.frames)), []).append(i)
+        results: list[Generation | None] = [None] * len(batch)
+        for indices in groups.values():
+            for i, gen in zip(indices, self._generate_group([batch[i] for i in indices], decode, model_cfg)):
+                results[i] = gen
+        return results  # type: ignore[return-value]
+
+    def _generate_group(
+        self, group: Sequence[tuple[VideoInput, str]], decode: DecodeConfig, model_cfg: ModelConfig | None
+    ) -> list[Generation]:
+        import torch
+
+        tokenizer = self.processor.tokenizer
+        started = time.perf_counter()
+        try:
+            inputs = self.prepare_inputs(group, model_cfg)
+            gen_kwargs: dict[str, Any] = {
+                "max_new_tokens": decode.max_new_tokens,
+                "do_sample": decode.temperature > 0,
+                "pad_token_id": tokenizer.pad_token_id,
+            }
+            if decode.temperature > 0:
+                gen_kwargs.update(temperature=decode.temperature, top_p=1.0, top_k=0)
+            if decode.stop:
+                gen_kwargs.update(stop_strings=list(decode.stop), tokenizer=tokenizer)
+            torch.manual_seed(self.seed)
+            with torch.inference_mode():
+                output = self.model.generate(**inputs, **gen_kwargs)
+        except torch.OutOfMemoryError as exc:
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            frames = len(group[0][0].frames)
+            raise RuntimeError(
+                OOM_ADVICE.format(item=", ".join(m.item_id for m, _ in group), fewer=max(1, frames // 2))
+            ) from exc
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        new_tokens = output[:, inputs["input_ids"].shape[1] :].tolist()
+        return [
+            Generation(id=media.item_id, text=e.text, tokens=e.tokens, latency_ms=latency_ms, truncated=e.truncated)
+            for (media, _), e in ((item, self._ended(row, decode)) for item, row in zip(group, new_tokens))
+        ]
+
+    def _ended(self, row: list[int], decode: DecodeConfig) -> _Ended:
+        """Why generation stopped: an end-of-sequence token, a stop string, or the token limit
+        (only the last is truncation)."""
+        tokenizer = self.processor.tokenizer
+        eos = self.model.generation_config.eos_token_id
+        eos_ids = set(eos if isinstance(eos, list) else [eos]) - {None}
+        length = len(row)
+        while length and row[length - 1] == tokenizer.pad_token_id:  # a batch pads rows that stopped early
+            length -= 1
+        ended_eos = False
+        for pos, tok in enumerate(row[:length]):
+            if tok in eos_ids:
+                length, ended_eos = pos + 1, True
+                break
+        text = tokenizer.decode(row[:length], skip_special_tokens=True)
+        ended_stop = False
+        for stop in decode.stop:
+            if stop in text:
+                text, ended_stop = text[: text.index(stop)], True
+        truncated = not ended_eos and not ended_stop and length >= decode.max_new_tokens
+        return _Ended(tokens=length, text=text.strip(), truncated=truncated)
+
+
+def _is_image(media: VideoInput) -> bool:
+    return len(media.frames) == 1 and media.selection.reader == "image"
+
+
+def _torch_dtype(name: str):
+    import torch
+
+    table = {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16,
+             "float32": torch.float32, "fp32": torch.float32}
+    if name not in table:
+        raise RuntimeError(f"dtype {name!r} not understood; use one of {', '.join(table)}")
+    return table[name]
+
+
+def bnb_config(quant: str):
+    """int8: LLM.int8(); int4: NF4 with bf16 compute and double quantization. The vision
+    tower, projector and lm_head stay unquantized."""
+    import importlib.util
+
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise RuntimeError(
+            f"--quant={quant} needs bitsandbytes: pip install 'vlm-bench[quant]' (or run with --quant=none)"
+        )
+    try:
+        import bitsandbytes  # noqa: F401
+    except Exception as exc:  # a build without a backend for this machine
+        raise RuntimeError(
+            f"bitsandbytes cannot run here ({exc}); use a CUDA GPU for --quant={quant} or run with --quant=none"
+        ) from exc
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    if quant == "int8":
+        return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=QUANT_SKIP_MODULES)
+    if quant == "int4":
+        return BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_compute_dtype=torch.bfloat16,
+            bnb_4bit_use_double_quant=True,
+            llm_int8_skip_modules=QUANT_SKIP_MODULES,
+        )
+    raise RuntimeError(f"unknown quantization {quant!r}")
+
+
+def quantized_linear_names(model) -> tuple[list[str], list[str]]:
+    """(bitsandbytes layers, plain nn.Linear layers) by module name."""
+    import bitsandbytes as bnb
+    import torch
+
+    quantized, plain = [], []
+    for name, module in model.named_modules():
+        if isinstance(module, (bnb.nn.Linear4bit, bnb.nn.Linear8bitLt)):
+            quantized.append(name)
+        elif isinstance(module, torch.nn.Linear):
+            plain.append(name)
+    return quantized, plain
+
+
+def check_quantized(model, quant: str) -> None:
+    """Never fall back to full precision silently."""
+    quantized, _ = quantized_linear_names(model)
+    if not any(".language_model." in n for n in quantized):
+        raise RuntimeError(f"--quant={quant} was requested but no language-model layer was quantized")
+
+
+def _check_hub_reachable(repo: str, revision: str | None) -> None:
+    """Fail fast offline: transformers retries an unreachable hub for tens of seconds."""
+    try:
+        from huggingface_hub import constants, try_to_load_from_cache
+
+        cached = try_to_load_from_cache(repo, "config.json", revision=revision)
+        if isinstance(cached, str):
+            return
+        offline = constants.HF_HUB_OFFLINE
+        endpoint = constants.ENDPOINT
+    except Exception:  # pragma: no cover - hub client too old; let transformers decide
+        return
+    if offline:
+        raise RuntimeError(f"Hugging Face model not available: {repo} (HF_HUB_OFFLINE is set and it is not cached)")
+    url = urlparse(endpoint)
+    host, port = url.hostname or "huggingface.co", url.port or (443 if url.scheme == "https" else 80)
+    timeout = float(os.environ.get("VLM_BENCH_HUB_TIMEOUT", "3"))
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise RuntimeError(
+            f"Hugging Face model not available: {repo} (not in the local cache and {host} is unreachable: {exc}); "
+            "download it first or set hf_repo to a local directory"
+        ) from exc
