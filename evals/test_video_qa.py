@@ -6,5 +6,7 @@ import pytest
 
 def test_video_qa(vlm_item, vlm_evaluate):
     record = vlm_evaluate(vlm_item)
+    if record.passed is None:  # answered, but the item holds nothing checkable
+        pytest.skip(f"unscored: {vlm_item.id} has no checkable answer; its prediction is in items.jsonl")
     if not record.passed:
         pytest.fail(record.failure_summary(), pytrace=False)

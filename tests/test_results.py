@@ -3,7 +3,7 @@ import warnings
 
 import pytest
 
-from vlm_bench.results import ResultsWriter, format_table, read_records, record_line, summarize, write_json_atomic
+from vlm_bench.results import ResultsWriter, clustered_ci, format_table, read_records, record_line, summarize, write_json_atomic
 
 pytestmark = pytest.mark.smoke
 
@@ -50,15 +50,53 @@ def test_summarize_counts_and_rates():
     assert (s["passed"], s["total"], s["errors"], s["truncated"]) == (3, 5, 1, 1)
     assert s["pass_rate"] == 0.6 and s["below_min_pass_rate"]
     assert s["per_dataset"]["d"]["pass_rate"] == 0.5 and s["per_dataset"]["e"]["pass_rate"] == 1.0
-    assert s["per_category"]["c"] == {"passed": 1, "total": 3, "errors": 1, "truncated": 0, "pass_rate": 0.333333}
+    c = s["per_category"]["c"]
+    assert (c["passed"], c["total"], c["errors"], c["pass_rate"]) == (1, 3, 1, 0.333333)
     assert set(s["per_category"]) == {"c", "k"}
     assert s["latency_ms"]["max"] == 1.0
     assert not summarize(records, min_pass_rate=0.6)["below_min_pass_rate"]
 
 
+def test_unscored_items_are_left_out_of_the_rate():
+    s = summarize([rec(1), rec(2, passed=False), rec(3, passed=None), rec(4, passed=None, error="x")])
+    # the errored item counts as a failure; the cleanly unscored one is left out
+    assert (s["total"], s["scored"], s["unscored"], s["passed"]) == (4, 3, 1, 1)
+    assert s["pass_rate"] == 0.333333
+
+
+def test_clustered_interval_is_wider_when_questions_share_a_video():
+    independent = [(f"v{i}", float(i % 2)) for i in range(40)]
+    # the same 0/1 outcomes, but each video's four questions agree with each other
+    shared = [(f"v{i // 4}", float((i // 4) % 2)) for i in range(40)]
+    lo_i, hi_i = clustered_ci(independent)
+    lo_s, hi_s = clustered_ci(shared)
+    assert lo_i < 0.5 < hi_i and lo_s < 0.5 < hi_s
+    assert (hi_s - lo_s) > 1.8 * (hi_i - lo_i)
+    # the unclustered case matches the textbook interval p +- 1.96 sqrt(p(1-p)/n) up to n/(n-1)
+    half = 1.959964 * (0.25 / 40 * 40 / 39) ** 0.5
+    assert abs((hi_i - lo_i) / 2 - half) < 1e-5
+    assert clustered_ci([]) is None
+    assert clustered_ci([("a", 1.0), ("a", 1.0)]) == [1.0, 1.0]
+
+
+def test_breakdowns_and_crosses():
+    records = [
+        dict(rec(1, passed=True), categories={"duration": "short", "domain": "Sports"}),
+        dict(rec(2, passed=False), categories={"duration": "short", "domain": "Knowledge"}),
+        dict(rec(3, passed=True), categories={"duration": "long", "domain": "Sports"}),
+        dict(rec(4, passed=True), categories={"duration": "long"}),
+    ]
+    s = summarize(records, breakdowns=[("duration",), ("duration", "domain")])
+    assert s["breakdowns"]["duration"]["short"]["pass_rate"] == 0.5
+    assert s["breakdowns"]["duration"]["long"]["pass_rate"] == 1.0
+    cross = s["breakdowns"]["duration x domain"]
+    assert set(cross) == {"short | Sports", "short | Knowledge", "long | Sports"}
+    assert cross["short | Knowledge"]["pass_rate"] == 0.0
+
+
 def test_format_table():
     lines = format_table(summarize([rec(1), rec(2, passed=False)], min_pass_rate=0.9))
-    assert lines[1].split() == ["overall", "1", "2", "50.0%", "0", "0"]
+    assert lines[1].split()[:4] == ["overall", "1", "2", "50.0%"]
     assert lines[-1] == "min pass rate 90.0%: FAILED (overall 50.0%)"
 
 

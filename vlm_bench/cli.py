@@ -64,10 +64,11 @@ def cmd_models() -> int:
 
 
 def cmd_datasets() -> int:
-    rows = [("name", "format", "annotation file", "description")]
+    rows = [("name", "format", "annotations", "about")]
     for name, path in dataset_catalog().items():
         cfg = load_dataset_config(path)
-        rows.append((name, cfg.format, cfg.path, cfg.description or ""))
+        where = cfg.path or cfg.root or f"<--dataset-root>/{cfg.annotations or ''}"
+        rows.append((name, cfg.format, where, cfg.description or (f"data: {cfg.docs}" if cfg.docs else "")))
     _print_table(rows)
     return 0
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-from dataclasses import dataclass, field, fields
+import os
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -23,11 +24,10 @@ MODELS_DIR = CONFIG_ROOT / "models"
 DATASETS_DIR = CONFIG_ROOT / "datasets"
 
 FAMILIES = ("internvl3", "mock")
-DATASET_FORMATS = ("jsonl",)
+DATASET_FORMATS = ("jsonl", "videomme", "mvbench", "nextqa", "vmevalkit")
 VIDEO_KEYS = tuple(f.name for f in fields(VideoConfig))
 DECODE_KEYS = tuple(f.name for f in fields(DecodeConfig))
 VISION_KEYS = ("short_side", "max_num_tiles")
-PROMPT_KEYS = ("open", "mc")
 
 DEFAULT_PROMPTS = {
     "open": "{question}",
@@ -79,7 +79,7 @@ MOCK_ONLY_KEYS = ("responses", "default_response", "delay_ms")
 class DatasetConfig:
     name: str
     format: str
-    path: str  # absolute path of the annotation file
+    path: str | None  # the annotation file (absolute); for root-based formats: under root
     root: str | None = None  # media root; relative media paths resolve against it
     video: Mapping[str, Any] = field(default_factory=dict)
     decode: Mapping[str, Any] = field(default_factory=dict)
@@ -87,16 +87,43 @@ class DatasetConfig:
     prompt: Mapping[str, str] = field(default_factory=dict)
     description: str | None = None
     config_path: str | None = None
+    annotations: str | None = None  # root-based formats: the annotation file or folder, relative to root
+    source: Mapping[str, Any] = field(default_factory=dict)  # format-specific settings
+    breakdowns: tuple[tuple[str, ...], ...] = ()  # category dimensions (and crosses) for the summary
+    docs: str | None = None  # where users get the data
 
     @property
     def media_root(self) -> Path:
-        return Path(self.root) if self.root else Path(self.path).parent
+        if self.root:
+            return Path(self.root)
+        if self.path is None:
+            raise ConfigError(f"dataset {self.name!r} has no root")
+        return Path(self.path).parent
 
     def prompt_template(self, kind: str) -> str:
-        return self.prompt.get(kind, DEFAULT_PROMPTS[kind])
+        if kind in self.prompt:
+            return self.prompt[kind]
+        if kind in DEFAULT_PROMPTS:
+            return DEFAULT_PROMPTS[kind]
+        raise ConfigError(f"dataset {self.name!r}: no prompt template {kind!r} (set prompt.{kind})")
+
+    def with_root(self, root: str | os.PathLike) -> "DatasetConfig":
+        root_path = Path(root).expanduser().resolve()
+        path = str(root_path / self.annotations) if self.annotations is not None else self.path
+        return replace(self, root=str(root_path), path=path)
 
     def content_hash(self) -> str:
-        return file_sha256(self.path)
+        target = Path(self.path) if self.path else None
+        if target is None or not target.exists():
+            return ""
+        if target.is_dir():
+            digest = hashlib.sha256()
+            for child in sorted(target.rglob("*")):
+                if child.is_file() and child.suffix in (".json", ".jsonl", ".csv", ".tsv", ".txt", ".parquet"):
+                    digest.update(str(child.relative_to(target)).encode())
+                    digest.update(file_sha256(child).encode())
+            return digest.hexdigest()
+        return file_sha256(target)
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
@@ -257,6 +284,9 @@ DATASET_KEYS = tuple(f.name for f in fields(DatasetConfig) if f.name not in ("co
 
 
 def load_dataset_config(path: str | Path) -> DatasetConfig:
+    """A JSONL file, or a dataset YAML. JSONL datasets name their annotation file with
+    ``path`` (relative to the YAML); the benchmark formats name ``root`` (the data folder,
+    also ``--dataset-root``) and ``annotations`` under it."""
     path = Path(path)
     if path.suffix == ".jsonl":
         return DatasetConfig(name=path.stem, format="jsonl", path=str(path.resolve()))
@@ -266,14 +296,27 @@ def load_dataset_config(path: str | Path) -> DatasetConfig:
     fmt = data.get("format", "jsonl")
     if fmt not in DATASET_FORMATS:
         raise ConfigError(f"{where}: format must be one of {', '.join(DATASET_FORMATS)}, got {fmt!r}")
-    if "path" not in data:
-        raise ConfigError(f"{where}: missing key 'path' (the annotation file, relative to this YAML)")
-    ann = (path.parent / str(data["path"])).resolve()
-    if not ann.is_file():
-        raise ConfigError(f"{where}: annotation file not found: {ann}")
     root = data.get("root")
+    if fmt == "jsonl":
+        if "path" not in data:
+            raise ConfigError(f"{where}: missing key 'path' (the annotation file, relative to this YAML)")
+        ann: Path | None = (path.parent / str(data["path"])).resolve()
+        if not ann.is_file():
+            raise ConfigError(f"{where}: annotation file not found: {ann}")
+    else:
+        if "path" in data:
+            raise ConfigError(f"{where}: format {fmt!r} takes 'root' and 'annotations', not 'path'")
+        ann = None
     prompt = _check_mapping(f"{where}: prompt", data.get("prompt"))
-    _check_keys(f"{where}: prompt", prompt, PROMPT_KEYS)
+    for key, value in prompt.items():
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: prompt.{key} must be a string")
+    breakdowns = data.get("breakdowns") or []
+    if not isinstance(breakdowns, list) or not all(
+        isinstance(b, (str, list)) and all(isinstance(d, str) for d in ([b] if isinstance(b, str) else b))
+        for b in breakdowns
+    ):
+        raise ConfigError(f"{where}: breakdowns must be a list of dimension names or lists of them")
     scorer = data.get("scorer")
     if scorer is not None:
         from vlm_bench.scoring import SCORERS
@@ -283,13 +326,16 @@ def load_dataset_config(path: str | Path) -> DatasetConfig:
     data.update(
         name=str(data.get("name", path.stem)),
         format=fmt,
-        path=str(ann),
-        root=str((path.parent / str(root)).resolve()) if root else None,
+        path=str(ann) if ann else None,
+        root=None,
         video=check_video(f"{where}: video", data.get("video")),
         decode=check_decode(f"{where}: decode", data.get("decode")),
         prompt=dict(prompt),
+        source=dict(_check_mapping(f"{where}: source", data.get("source"))),
+        breakdowns=tuple((b,) if isinstance(b, str) else tuple(b) for b in breakdowns),
     )
-    return DatasetConfig(config_path=str(path.resolve()), **data)
+    cfg = DatasetConfig(config_path=str(path.resolve()), **data)
+    return cfg.with_root(path.parent / str(root)) if root else cfg
 
 
 def _catalog(directory: Path) -> dict[str, Path]:
@@ -323,8 +369,38 @@ def resolve_model(ref: str) -> ModelConfig:
     return load_model_config(path, name=path.stem)
 
 
-def resolve_dataset(ref: str) -> DatasetConfig:
-    return load_dataset_config(_lookup("dataset", ref, dataset_catalog(), (".yaml", ".yml", ".jsonl")))
+def resolve_dataset(ref: str, root: str | os.PathLike | None = None) -> DatasetConfig:
+    cfg = load_dataset_config(_lookup("dataset", ref, dataset_catalog(), (".yaml", ".yml", ".jsonl")))
+    if root is not None:
+        cfg = cfg.with_root(root)
+    check_dataset_data(cfg)
+    return cfg
+
+
+def check_dataset_data(cfg: DatasetConfig) -> None:
+    if cfg.format == "jsonl":
+        return
+    where = f"dataset {cfg.name!r}"
+    if cfg.root is None:
+        hint = f"; get the data: {cfg.docs}" if cfg.docs else ""
+        raise ConfigError(f"{where} needs its data folder: pass --dataset-root PATH{hint}")
+    if not Path(cfg.root).is_dir():
+        raise ConfigError(f"{where}: data folder not found: {cfg.root}")
+    if cfg.path is not None and not Path(cfg.path).exists():
+        raise ConfigError(f"{where}: annotations not found: {cfg.path} (check --dataset-root and 'annotations')")
+
+
+def split_dataset_roots(values: Iterable[str]) -> tuple[str | None, dict[str, str]]:
+    """``--dataset-root PATH`` sets the root of every benchmark-format dataset;
+    ``--dataset-root NAME=PATH`` sets one dataset's (by its config name)."""
+    default, named = None, {}
+    for value in values:
+        name, sep, root = value.partition("=")
+        if sep and name and "/" not in name:
+            named[name] = root
+        else:
+            default = value
+    return default, named
 
 
 # ---------------------------------------------------------------- the run
@@ -343,6 +419,8 @@ class RunConfig:
     seed: int = 0
     results_dir: str | None = None
     min_pass_rate: float | None = None
+    limit: int | None = None  # keep this many items, spread evenly over the data
+    categories: tuple[str, ...] = ()  # keep items in any of these categories (any dimension)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -354,6 +432,8 @@ class RunConfig:
             "decode_overrides": _plain(dict(self.decode_overrides)),
             "seed": self.seed,
             "min_pass_rate": self.min_pass_rate,
+            "limit": self.limit,
+            "categories": list(self.categories),
         }
 
 
@@ -368,6 +448,9 @@ def build_run_config(
     seed: int = 0,
     results_dir: str | None = None,
     min_pass_rate: float | None = None,
+    dataset_roots: Iterable[str] = (),
+    limit: int | None = None,
+    categories: Iterable[str] = (),
 ) -> RunConfig:
     model_cfg = resolve_model(model)
     backend = backend or model_cfg.engine
@@ -378,7 +461,19 @@ def build_run_config(
     quant = quant or model_cfg.quantization
     if quant != "none" and backend != "native":
         raise ConfigError(f"--quant={quant} applies to the native backend only (backend is {backend!r})")
-    resolved = tuple(resolve_dataset(d) for d in datasets)
+    default_root, named_roots = split_dataset_roots(dataset_roots)
+    loaded = [load_dataset_config(_lookup("dataset", d, dataset_catalog(), (".yaml", ".yml", ".jsonl"))) for d in datasets]
+    unknown = sorted(set(named_roots) - {d.name for d in loaded})
+    if unknown:
+        raise ConfigError(f"--dataset-root {unknown[0]}=...: no dataset named {unknown[0]!r} in this run")
+    resolved = []
+    for cfg in loaded:
+        root = named_roots.get(cfg.name, default_root if cfg.format != "jsonl" else None)
+        if root is not None:
+            cfg = cfg.with_root(root)
+        check_dataset_data(cfg)
+        resolved.append(cfg)
+    resolved = tuple(resolved)
     names = [d.name for d in resolved]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -405,4 +500,6 @@ def build_run_config(
         seed=seed,
         results_dir=results_dir,
         min_pass_rate=min_pass_rate,
+        limit=limit,
+        categories=tuple(categories),
     )

@@ -5,6 +5,7 @@ Plain Python: the pytest plugin, the CLI and tests share it.
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from dataclasses import replace
@@ -17,13 +18,29 @@ from vlm_bench.registry import adapter_class
 from vlm_bench.runners import create_engine
 from vlm_bench.scoring import score_prediction
 from vlm_bench.types import DecodeConfig, Generation, ItemRecord, Sample, VideoConfig, VideoInput
-from vlm_bench.utils.video import MediaError, read_image_frames, select_frames
+from vlm_bench.utils.video import MediaError, read_frame_folder, read_image_frames, select_frames
+
+
+DEFAULT_FRAME_FOLDER_FPS = 3.0  # MVBench's frame folders
 
 
 def load_media(sample: Sample, video: VideoConfig) -> VideoInput:
-    """Decode the item's frames with the shared sampler (or read its image files)."""
-    if sample.video is not None:
-        frames, selection = select_frames(sample.video, video.max_frames, video.strategy, video.fps, video.stride)
+    """Decode the item's frames with the shared sampler (a video file, a GIF or a folder of
+    frames), or read its image files."""
+    if sample.video is not None and os.path.isdir(sample.video):
+        frames, selection = read_frame_folder(
+            sample.video,
+            video.max_frames,
+            sample.frame_fps or DEFAULT_FRAME_FOLDER_FPS,
+            video.strategy,
+            video.stride,
+            video.fps,
+            sample.bound,
+        )
+    elif sample.video is not None:
+        frames, selection = select_frames(
+            sample.video, video.max_frames, video.strategy, video.fps, video.stride, bound=sample.bound
+        )
     else:
         frames, selection = read_image_frames(list(sample.frames or ()), video.max_frames)
     return VideoInput(
@@ -108,7 +125,7 @@ class Evaluator:
                 continue
             try:
                 media = load_media(sample, self.video_config(sample))
-                prompt = self.adapter.build_prompt(sample, self.datasets[sample.dataset])
+                prompt = self.adapter.build_prompt(sample, self.datasets[sample.dataset], media)
             except Exception as exc:
                 records[sample.uid] = self._record(sample, None, None, decode, describe_error(exc, sample))
             else:
@@ -150,6 +167,12 @@ class Evaluator:
         score = None
         if gen is not None and sample.answer is not None:
             score = score_prediction(sample.scorer, gen.text, sample.answer, sample.options, sample.scorer_args)
+        if error is not None:
+            passed: bool | None = False
+        elif sample.answer is None:
+            passed = None  # unscored: nothing checkable to compare with
+        else:
+            passed = bool(score and score.passed)
         return ItemRecord(
             id=sample.id,
             dataset=sample.dataset,
@@ -162,11 +185,13 @@ class Evaluator:
             prediction=gen.text if gen else None,
             scorer=sample.scorer,
             score=score.value if score else None,
-            passed=bool(score and score.passed) and error is None,
+            passed=passed,
             latency_ms=round(gen.latency_ms, 3) if gen and gen.latency_ms is not None else None,
             truncated=bool(gen and gen.truncated),
             tokens=gen.tokens if gen else None,
             error=error,
             video=media.selection.as_dict() if media else None,
             decode=decode.as_dict(),
+            categories=dict(sample.categories),
+            cluster=sample.cluster_key,
         )

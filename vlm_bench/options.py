@@ -39,6 +39,13 @@ def unit_rate(text: str) -> float:
     return value
 
 
+def comma_list(text: str) -> list[str]:
+    values = [v.strip() for v in text.split(",") if v.strip()]
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}")
+    return values
+
+
 def integer(text: str) -> int:
     try:
         return int(text)
@@ -58,6 +65,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("--backend", "vlm_backend", "engine: native (transformers), vlmeval (VLMEvalKit) or mock; default: the model YAML's engine", {"choices": BACKENDS}),
     Option("--model", "vlm_model", "catalog name (see configs/models, e.g. internvl3_38b) or a model YAML path; default: mock"),
     Option("--dataset", "vlm_datasets", "JSONL file, dataset YAML or catalog name; repeat for several", {"action": "append"}),
+    Option("--dataset-root", "vlm_dataset_roots", "data folder of a benchmark-format dataset (Video-MME, MVBench, NExT-QA, VMEvalKit); NAME=PATH for one of several", {"action": "append"}),
+    Option("--limit", "vlm_limit", "keep N items per dataset, spread evenly over it (deterministic)", {"type": positive_int}),
+    Option("--categories", "vlm_categories", "keep items in these categories (comma-separated; a value of any dimension, or dim=value)", {"type": comma_list}),
     Option("--quant", "vlm_quant", "bitsandbytes quantization for the native backend; default: the model YAML's", {"choices": QUANTIZATIONS}),
     Option("--max-frames", "vlm_max_frames", "frames per video (overrides every config)", {"type": positive_int}),
     Option("--frame-strategy", "vlm_frame_strategy", "how frames are chosen", {"choices": FRAME_STRATEGIES}),
@@ -86,9 +96,11 @@ def option_args(values: Mapping[str, Any]) -> list[str]:
             continue
         if value is True:
             args.append(opt.flag)
-        elif isinstance(value, list):
+        elif isinstance(value, list) and opt.kwargs.get("action") == "append":
             for v in value:
                 args += [opt.flag, str(v)]
+        elif isinstance(value, list):
+            args += [opt.flag, ",".join(value)]
         else:
             args += [opt.flag, str(value)]
     return args

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from vlm_bench.config import ConfigError, RunConfig, build_run_config
-from vlm_bench.datasets import DatasetError, load_samples
+from vlm_bench.datasets import DatasetError, load_samples, select_samples
 from vlm_bench.evaluate import Evaluator
 from vlm_bench.options import add_options
 from vlm_bench.results import (
@@ -83,6 +83,9 @@ def run_config_from_pytest(config: pytest.Config) -> RunConfig:
         seed=opt("vlm_seed"),
         results_dir=opt("vlm_results_dir"),
         min_pass_rate=opt("vlm_min_pass_rate"),
+        dataset_roots=opt("vlm_dataset_roots") or (),
+        limit=opt("vlm_limit"),
+        categories=opt("vlm_categories") or (),
     )
 
 
@@ -117,7 +120,7 @@ class VlmBenchSession:
         if self._samples is None:
             samples: list[Sample] = []
             for dataset in self.run.datasets:
-                samples.extend(load_samples(dataset))
+                samples.extend(select_samples(load_samples(dataset), self.run.limit, self.run.categories))
             self._samples = samples
         return self._samples
 
@@ -199,7 +202,8 @@ class VlmBenchSession:
         if not self.is_controller or not self.records:
             return
         self.writer.close()
-        summary = summarize(self.records, self.run.min_pass_rate)
+        breakdowns = dict.fromkeys(b for d in self.run.datasets for b in d.breakdowns)
+        summary = summarize(self.records, self.run.min_pass_rate, breakdowns)
         summary["results_dir"] = str(self.results_dir)
         summary["manifest"] = build_manifest(self.run.as_dict(), self.started_at)
         write_json_atomic(self.results_dir / SUMMARY_FILE, summary)

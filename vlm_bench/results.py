@@ -94,39 +94,93 @@ def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
 # ---------------------------------------------------------------- summary
 
 
-def _rate(passed: int, total: int) -> float | None:
-    return round(passed / total, 6) if total else None
+Z95 = 1.959964
 
 
-def _bucket() -> dict[str, int]:
-    return {"passed": 0, "total": 0, "errors": 0, "truncated": 0}
+def clustered_ci(outcomes: list[tuple[str, float]], z: float = Z95) -> list[float] | None:
+    """95% confidence interval of a mean of 0/1 outcomes whose items are correlated within
+    clusters (questions about one video): the cluster-robust (sandwich) standard error,
+    ``var = C/(C-1) * sum_c (sum_{i in c} (y_i - p))^2 / n^2``, clipped to [0, 1]."""
+    n = len(outcomes)
+    if n == 0:
+        return None
+    p = sum(y for _, y in outcomes) / n
+    residuals: dict[str, float] = defaultdict(float)
+    for cluster, y in outcomes:
+        residuals[cluster] += y - p
+    c = len(residuals)
+    if c < 2:
+        return [round(p, 6), round(p, 6)] if p in (0.0, 1.0) else [0.0, 1.0]
+    var = c / (c - 1) * sum(r * r for r in residuals.values()) / (n * n)
+    half = z * var**0.5
+    return [round(max(0.0, p - half), 6), round(min(1.0, p + half), 6)]
 
 
-def summarize(records: Iterable[Mapping[str, Any]], min_pass_rate: float | None = None) -> dict[str, Any]:
-    """Pass rates overall, per dataset and per category. The pass rate is passed items over
-    all items (an errored item counts as not passed), so it equals the share of passed tests."""
-    overall = _bucket()
-    per_dataset: dict[str, dict[str, int]] = defaultdict(_bucket)
-    per_category: dict[str, dict[str, int]] = defaultdict(_bucket)
+class _Bucket:
+    def __init__(self) -> None:
+        self.total = self.passed = self.errors = self.truncated = self.unscored = 0
+        self.outcomes: list[tuple[str, float]] = []
+
+    def add(self, rec: Mapping[str, Any]) -> None:
+        self.total += 1
+        self.errors += rec.get("error") is not None
+        self.truncated += bool(rec.get("truncated"))
+        if rec.get("passed") is None and rec.get("error") is None:
+            self.unscored += 1
+            return
+        ok = bool(rec.get("passed")) and rec.get("error") is None
+        self.passed += ok
+        self.outcomes.append((str(rec.get("cluster") or rec["id"]), 1.0 if ok else 0.0))
+
+    def as_dict(self) -> dict[str, Any]:
+        scored = self.total - self.unscored
+        return {
+            "passed": self.passed,
+            "total": self.total,
+            "scored": scored,
+            "unscored": self.unscored,
+            "errors": self.errors,
+            "truncated": self.truncated,
+            "pass_rate": round(self.passed / scored, 6) if scored else None,
+            "ci95": clustered_ci(self.outcomes),
+            "clusters": len({c for c, _ in self.outcomes}),
+        }
+
+
+def summarize(
+    records: Iterable[Mapping[str, Any]],
+    min_pass_rate: float | None = None,
+    breakdowns: Iterable[Iterable[str]] = (),
+) -> dict[str, Any]:
+    """Pass rates overall, per dataset, per category and per breakdown (a category
+    dimension, or a cross of several such as duration x domain). The pass rate is passed
+    items over scored items (an errored item counts as not passed; an unscored item, with
+    no checkable answer, is left out), so it equals the share of passed tests. Each rate
+    carries a 95% interval clustered by video."""
+    overall = _Bucket()
+    per_dataset: dict[str, _Bucket] = defaultdict(_Bucket)
+    per_category: dict[str, _Bucket] = defaultdict(_Bucket)
+    dims = [tuple(b) for b in breakdowns]
+    per_breakdown: dict[str, dict[str, _Bucket]] = defaultdict(lambda: defaultdict(_Bucket))
     latencies = []
     for rec in records:
-        buckets = [overall, per_dataset[rec["dataset"]]]
+        overall.add(rec)
+        per_dataset[rec["dataset"]].add(rec)
         if rec.get("category") is not None:
-            buckets.append(per_category[str(rec["category"])])
-        for b in buckets:
-            b["total"] += 1
-            b["passed"] += bool(rec["passed"])
-            b["errors"] += rec.get("error") is not None
-            b["truncated"] += bool(rec.get("truncated"))
+            per_category[str(rec["category"])].add(rec)
+        cats = rec.get("categories") or {}
+        for dim in dims:
+            if all(d in cats for d in dim):
+                per_breakdown[" x ".join(dim)][" | ".join(str(cats[d]) for d in dim)].add(rec)
         if rec.get("latency_ms") is not None:
             latencies.append(rec["latency_ms"])
 
-    def finish(b: Mapping[str, int]) -> dict[str, Any]:
-        return dict(b, pass_rate=_rate(b["passed"], b["total"]))
-
-    summary: dict[str, Any] = finish(overall)
-    summary["per_dataset"] = {k: finish(v) for k, v in sorted(per_dataset.items())}
-    summary["per_category"] = {k: finish(v) for k, v in sorted(per_category.items())}
+    summary: dict[str, Any] = overall.as_dict()
+    summary["per_dataset"] = {k: v.as_dict() for k, v in sorted(per_dataset.items())}
+    summary["per_category"] = {k: v.as_dict() for k, v in sorted(per_category.items())}
+    summary["breakdowns"] = {
+        name: {k: v.as_dict() for k, v in sorted(values.items())} for name, values in per_breakdown.items()
+    }
     summary["latency_ms"] = _latency_stats(latencies)
     summary["min_pass_rate"] = min_pass_rate
     summary["below_min_pass_rate"] = (
@@ -202,15 +256,23 @@ def format_table(summary: Mapping[str, Any]) -> list[str]:
     def pct(rate: float | None) -> str:
         return "-" if rate is None else f"{100 * rate:.1f}%"
 
+    def interval(ci: list[float] | None) -> str:
+        return "-" if ci is None else f"{100 * ci[0]:.1f}-{100 * ci[1]:.1f}"
+
     rows = [("overall", summary)]
     rows += [(f"dataset {k}", v) for k, v in summary["per_dataset"].items()]
     rows += [(f"category {k}", v) for k, v in summary["per_category"].items()]
+    for name, values in summary.get("breakdowns", {}).items():
+        rows += [(f"{name}: {k}", v) for k, v in values.items()]
     width = max(len(name) for name, _ in rows)
-    lines = [f"{'scope':<{width}}  {'passed':>6}  {'total':>5}  {'pass rate':>9}  {'errors':>6}  {'truncated':>9}"]
+    lines = [
+        f"{'scope':<{width}}  {'passed':>6}  {'scored':>6}  {'pass rate':>9}  {'95% CI':>11}"
+        f"  {'errors':>6}  {'truncated':>9}  {'unscored':>8}"
+    ]
     for name, b in rows:
         lines.append(
-            f"{name:<{width}}  {b['passed']:>6}  {b['total']:>5}  {pct(b['pass_rate']):>9}"
-            f"  {b['errors']:>6}  {b['truncated']:>9}"
+            f"{name:<{width}}  {b['passed']:>6}  {b['scored']:>6}  {pct(b['pass_rate']):>9}  {interval(b['ci95']):>11}"
+            f"  {b['errors']:>6}  {b['truncated']:>9}  {b['unscored']:>8}"
         )
     if summary.get("min_pass_rate") is not None:
         verdict = "FAILED" if summary["below_min_pass_rate"] else "met"

@@ -25,21 +25,26 @@ def _empty(prediction: str | None) -> bool:
     return prediction is None or not prediction.strip()
 
 
-def score_exact(prediction: str, answer: str, options: Sequence[str] = ()) -> Score:
-    ok = not _empty(prediction) and prediction.strip() == answer.strip()
+def score_exact(prediction: str, answer: str, options: Sequence[str] = (), alternatives: Sequence[str] = ()) -> Score:
+    ok = not _empty(prediction) and prediction.strip() in {a.strip() for a in (answer, *alternatives)}
     return Score("exact", float(ok), ok, prediction.strip() if prediction else None)
 
 
-def score_normalized(prediction: str, answer: str, options: Sequence[str] = ()) -> Score:
+def score_normalized(
+    prediction: str, answer: str, options: Sequence[str] = (), alternatives: Sequence[str] = ()
+) -> Score:
     got = normalize_text(prediction or "")
-    ok = bool(got) and got == normalize_text(answer)
+    ok = bool(got) and got in {normalize_text(a) for a in (answer, *alternatives)}
     return Score("normalized", float(ok), ok, got or None)
 
 
-def score_contains(prediction: str, answer: str, options: Sequence[str] = ()) -> Score:
-    """The normalized answer appears in the normalized prediction as whole words."""
-    got, want = normalize_text(prediction or ""), normalize_text(answer)
-    ok = bool(got) and bool(want) and f" {want} " in f" {got} "
+def score_contains(
+    prediction: str, answer: str, options: Sequence[str] = (), alternatives: Sequence[str] = ()
+) -> Score:
+    """The normalized answer (or an alternative) appears in the normalized prediction as whole words."""
+    got = normalize_text(prediction or "")
+    wants = [w for w in (normalize_text(a) for a in (answer, *alternatives)) if w]
+    ok = bool(got) and any(f" {w} " in f" {got} " for w in wants)
     return Score("contains", float(ok), ok, got or None)
 
 
@@ -177,7 +182,12 @@ SCORERS: Mapping[str, Callable[..., Score]] = {
     "contains": score_contains,
     "numeric": score_numeric,
 }
-SCORER_ARGS: Mapping[str, tuple[str, ...]] = {"numeric": ("abs_tol", "rel_tol")}
+SCORER_ARGS: Mapping[str, tuple[str, ...]] = {
+    "numeric": ("abs_tol", "rel_tol"),
+    "exact": ("alternatives",),
+    "normalized": ("alternatives",),
+    "contains": ("alternatives",),
+}
 
 
 def check_scorer(name: str, args: Mapping[str, Any], answer: str | None, options: Sequence[str]) -> None:

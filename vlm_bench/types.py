@@ -53,6 +53,11 @@ class Sample:
     category: str | None = None
     video_overrides: Mapping[str, Any] = field(default_factory=dict)
     source: str = ""  # "<file>:<line>" the item came from, for error messages
+    categories: Mapping[str, str] = field(default_factory=dict)  # every breakdown dimension -> value
+    cluster: str | None = None  # items sharing a video are correlated; None: the media path
+    bound: tuple[float, float] | None = None  # (start, end) seconds the sampler stays inside
+    frame_fps: float | None = None  # the frame rate of a folder of frames (their files carry none)
+    subtitles: str | None = None  # an .srt file whose lines at the sampled frames join the prompt
 
     @property
     def uid(self) -> str:
@@ -62,6 +67,10 @@ class Sample:
     @property
     def media_path(self) -> str:
         return self.video if self.video is not None else ", ".join(self.frames or ())
+
+    @property
+    def cluster_key(self) -> str:
+        return self.cluster if self.cluster is not None else self.media_path
 
 
 @dataclass(frozen=True)
@@ -90,6 +99,11 @@ class VideoInput:
     selection: FrameSelection
     source: str
     dataset: str = ""
+
+    def timestamps(self) -> list[float] | None:
+        """Seconds into the video of each frame, when the frame rate is known."""
+        fps = self.selection.video_fps
+        return [i / fps for i in self.selection.selected_indices] if fps else None
 
 
 @dataclass(frozen=True)
@@ -127,13 +141,15 @@ class ItemRecord:
     prediction: str | None
     scorer: str
     score: float | None
-    passed: bool
+    passed: bool | None  # None: unscored (no checkable answer)
     latency_ms: float | None
     truncated: bool
     tokens: int | None
     error: str | None
     video: Mapping[str, Any] | None
     decode: Mapping[str, Any]
+    categories: Mapping[str, str] = field(default_factory=dict)
+    cluster: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

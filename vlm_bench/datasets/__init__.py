@@ -2,14 +2,46 @@
 
 from __future__ import annotations
 
+from typing import Callable, Iterable, Sequence
+
 from vlm_bench.config import DatasetConfig
-from vlm_bench.datasets.jsonl import DatasetError, load_jsonl
+from vlm_bench.datasets.common import DatasetError
+from vlm_bench.datasets.jsonl import load_jsonl
+from vlm_bench.datasets.mvbench import load_mvbench
+from vlm_bench.datasets.nextqa import load_nextqa
+from vlm_bench.datasets.videomme import load_videomme
+from vlm_bench.datasets.vmevalkit import load_vmevalkit
 from vlm_bench.types import Sample
 
-__all__ = ["DatasetError", "load_samples"]
+__all__ = ["DatasetError", "load_samples", "select_samples"]
 
-LOADERS = {"jsonl": load_jsonl}
+LOADERS: dict[str, Callable[[DatasetConfig], list[Sample]]] = {
+    "jsonl": load_jsonl,
+    "videomme": load_videomme,
+    "mvbench": load_mvbench,
+    "nextqa": load_nextqa,
+    "vmevalkit": load_vmevalkit,
+}
 
 
 def load_samples(dataset: DatasetConfig) -> list[Sample]:
     return LOADERS[dataset.format](dataset)
+
+
+def select_samples(samples: Sequence[Sample], limit: int | None = None, categories: Iterable[str] = ()) -> list[Sample]:
+    """The subset a run asked for, the same every time: items in any of ``categories``
+    (a value of any category dimension, or ``dim=value``), then ``limit`` of them spread
+    evenly over the dataset (so a sorted dataset is not cut to its first part)."""
+    wanted = set(categories)
+    if wanted:
+        samples = [s for s in samples if _in_categories(s, wanted)]
+    if limit is not None and len(samples) > limit:
+        n = len(samples)
+        samples = [samples[int((j + 0.5) * n / limit)] for j in range(limit)]
+    return list(samples)
+
+
+def _in_categories(sample: Sample, wanted: set[str]) -> bool:
+    values = {sample.category} | set(sample.categories.values())
+    pairs = {f"{k}={v}" for k, v in sample.categories.items()}
+    return bool(wanted & (values | pairs))

@@ -16,14 +16,11 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from vlm_bench.config import ConfigError, DatasetConfig, check_video
+from vlm_bench.datasets.common import DatasetError
 from vlm_bench.scoring import check_scorer
 from vlm_bench.types import Sample
 
 ITEM_KEYS = ("id", "video", "frames", "question", "options", "answer", "scorer", "category", "metadata")
-
-
-class DatasetError(ValueError):
-    """A dataset file is malformed; names the file and line."""
 
 
 def load_jsonl(dataset: DatasetConfig) -> list[Sample]:

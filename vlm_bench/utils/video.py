@@ -254,6 +254,43 @@ def _effective_rate(indices: Sequence[int], num_frames: int, video_fps: float | 
     return round(len(set(indices)) / (num_frames / video_fps), 3)
 
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+def read_frame_folder(
+    folder: str | os.PathLike,
+    max_frames: int,
+    fps: float,
+    strategy: str = "uniform",
+    stride: int | None = None,
+    sample_fps: float | None = None,
+    bound: tuple[float, float] | None = None,
+) -> tuple[list[np.ndarray], FrameSelection]:
+    """A video stored as numbered image files at ``fps`` frames per second (MVBench's TVQA
+    frames). Uniform picks use MVBench's rule for frame folders (files numbered from 1);
+    ``selected_indices`` are positions in the sorted file list."""
+    folder = os.fspath(folder)
+    if not os.path.isdir(folder):
+        raise MediaError(f"frame folder not found: {folder!r}")
+    files = sorted(f for f in os.listdir(folder) if f.lower().endswith(IMAGE_SUFFIXES))
+    if not files:
+        raise MediaError(f"frame folder {folder!r} holds no images")
+    n = len(files)
+    if strategy == "uniform":
+        positions = [i - 1 for i in uniform_indices(n + 1, max_frames, fps, bound, first_idx=1)]
+    else:
+        positions = choose_indices(n, fps, max_frames, strategy, sample_fps, stride, bound)
+    frames, _ = read_image_frames([os.path.join(folder, files[i]) for i in positions], len(positions))
+    return frames, FrameSelection(
+        selected_indices=tuple(positions),
+        num_frames_total=n,
+        strategy=strategy,
+        fps_used=_effective_rate(positions, n, fps),
+        reader="image-folder",
+        video_fps=fps,
+    )
+
+
 def read_image_frames(paths: Sequence[str], max_frames: int) -> tuple[list[np.ndarray], FrameSelection]:
     """Frames given as image files (an image question is one frame). More than
     ``max_frames`` images are thinned with the uniform rule."""

@@ -9,6 +9,16 @@ from typing import Any, Sequence
 
 from vlm_bench.config import DatasetConfig, ModelConfig
 from vlm_bench.types import DecodeConfig, Generation, Sample, VideoInput
+from vlm_bench.utils.subtitles import lines_at, parse_srt
+
+def subtitles_for(srt_path: str, media: VideoInput) -> str:
+    from pathlib import Path
+
+    times = media.timestamps()
+    if not times or not Path(srt_path).is_file():
+        return ""
+    return "\n".join(lines_at(parse_srt(srt_path), times))
+
 
 _LABELLED = re.compile(r"^\s*(?:\([A-Z]\)|[A-Z][\.\):])\s")
 
@@ -35,12 +45,16 @@ class ModelAdapter:
     def default_decode(self) -> dict[str, Any]:
         return {"temperature": 0.0, "max_new_tokens": 1024, "stop": ()}
 
-    def build_prompt(self, sample: Sample, dataset: DatasetConfig) -> str:
-        """The question text; engines add the image placeholders their model expects."""
+    def build_prompt(self, sample: Sample, dataset: DatasetConfig, media: VideoInput | None = None) -> str:
+        """The question text from the dataset's template; engines add the image placeholders
+        their model expects. With subtitles, the lines on screen at the sampled frames are
+        given through the ``<kind>_subtitles`` template."""
         kind = "mc" if sample.options else "open"
-        return dataset.prompt_template(kind).format(
-            question=sample.question.strip(), options=format_options(sample.options)
-        )
+        fields = {"question": sample.question.strip(), "options": format_options(sample.options)}
+        if sample.subtitles is not None and media is not None:
+            kind += "_subtitles"
+            fields["subtitles"] = subtitles_for(sample.subtitles, media)
+        return dataset.prompt_template(kind).format(**fields)
 
     def generate(self, batch: Sequence[tuple[Sample, VideoInput, str]], decode: DecodeConfig) -> list[Generation]:
         """Engines that batch expose ``generate(batch, decode)``; others run one by one."""

@@ -1,0 +1,58 @@
+"""NExT-QA (multiple choice): a CSV of ``video, frame_count, width, height, question,
+answer (0-4), qid, type, a0..a4`` and a JSON map from video id to its path under the
+video folder (``map_vid_vidorID.json``)."""
+
+from __future__ import annotations
+
+import json
+
+from vlm_bench.config import DatasetConfig
+from vlm_bench.datasets.common import LETTERS, DatasetError, check_source_keys, need, read_rows, source_setting
+from vlm_bench.types import Sample
+
+SOURCE_KEYS = ("video_map", "video_dir", "video_ext")
+# NExT-QA's question types: Causal (why/how), Temporal (previous/next/present), Descriptive.
+TYPE_FAMILIES = {"C": "causal", "T": "temporal", "D": "descriptive"}
+
+
+def load_nextqa(dataset: DatasetConfig) -> list[Sample]:
+    src = dataset.source
+    check_source_keys(dataset.name, src, SOURCE_KEYS)
+    root = dataset.media_root
+    map_path = root / source_setting(src, "video_map", "map_vid_vidorID.json")
+    try:
+        video_map = json.loads(map_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DatasetError(f"dataset {dataset.name!r}: cannot read the video map {map_path}: {exc}") from exc
+    video_dir = root / source_setting(src, "video_dir", "NExTVideo")
+    ext = source_setting(src, "video_ext", ".mp4")
+    samples = []
+    for where, row in read_rows(dataset.path):
+        video_id = str(need(row, "video", where))
+        options = [str(need(row, f"a{i}", where)) for i in range(5)]
+        try:
+            answer = int(str(need(row, "answer", where)))
+        except ValueError:
+            raise DatasetError(f"{where}: answer must be an option number 0-4, got {row['answer']!r}") from None
+        if not 0 <= answer < 5:
+            raise DatasetError(f"{where}: answer must be an option number 0-4, got {answer}")
+        rel = video_map.get(video_id)
+        if rel is None:
+            raise DatasetError(f"{where}: video {video_id!r} is not in {map_path.name}")
+        qtype = str(need(row, "type", where))
+        samples.append(
+            Sample(
+                id=f"{video_id}_{need(row, 'qid', where)}",
+                dataset=dataset.name,
+                question=str(need(row, "question", where)).strip().rstrip("?") + "?",
+                answer=LETTERS[answer],
+                video=str(video_dir / f"{rel}{ext}"),
+                options=tuple(f"{LETTERS[i]}. {o}" for i, o in enumerate(options)),
+                scorer=dataset.scorer or "mc",
+                category=qtype,
+                categories={"type": qtype, "family": TYPE_FAMILIES.get(qtype[:1], "other")},
+                cluster=video_id,
+                source=where,
+            )
+        )
+    return samples
