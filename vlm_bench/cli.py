@@ -9,12 +9,23 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Sequence
 
 from vlm_bench.config import ConfigError, dataset_catalog, load_dataset_config, load_model_config, model_catalog
 from vlm_bench.options import add_options, option_args
+from vlm_bench.results import (
+    RUN_FILE,
+    SUMMARY_FILE,
+    ResultsDirError,
+    format_table,
+    merge_results,
+    summarize,
+    utc_now,
+    write_json_atomic,
+)
 
 CHECKOUT_EVALS = Path(__file__).resolve().parent.parent / "evals"
 
@@ -26,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_options(run.add_argument)
     run.add_argument("--evals", default=None, help="the evaluation tests to run (default: the checkout's evals/)")
     run.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: extra pytest arguments")
+    merge = sub.add_parser("merge", help="merge shard result directories into one, with a fresh summary")
+    merge.add_argument("dirs", nargs="+", help="result directories of the shards (same run settings)")
+    merge.add_argument("--out", required=True, help="the merged results directory (must not hold results)")
     sub.add_parser("models", help="list the model catalog")
     sub.add_parser("datasets", help="list the dataset configs")
     return parser
@@ -40,6 +54,30 @@ def cmd_run(args: argparse.Namespace) -> int:
         return int(pytest.ExitCode.USAGE_ERROR)
     extra = [a for a in args.pytest_args if a != "--"]
     return int(pytest.main([str(evals), *option_args(vars(args)), *extra]))
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    try:
+        records = merge_results(args.dirs, args.out)
+    except ResultsDirError as exc:
+        print(f"vlm-bench merge: {exc}", file=sys.stderr)
+        return 1
+    run = json.loads((Path(args.out) / RUN_FILE).read_text(encoding="utf-8"))
+    summary = summarize(records, breakdowns=_breakdowns_of(args.dirs))
+    summary["results_dir"] = args.out
+    summary["manifest"] = {"merged_from": list(args.dirs), "fingerprint": run["fingerprint"], "merged_at": utc_now()}
+    write_json_atomic(Path(args.out) / SUMMARY_FILE, summary)
+    print("\n".join(format_table(summary)))
+    print(f"merged {len(records)} items from {len(args.dirs)} directories into {args.out}")
+    return 0
+
+
+def _breakdowns_of(dirs: Sequence[str]) -> list[tuple[str, ...]]:
+    found: dict[tuple[str, ...], None] = {}
+    for d in dirs:
+        info = json.loads((Path(d) / RUN_FILE).read_text(encoding="utf-8"))
+        found.update(dict.fromkeys(tuple(b) for b in info.get("breakdowns", [])))
+    return list(found)
 
 
 def cmd_models() -> int:
@@ -84,6 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             return cmd_run(args)
+        if args.command == "merge":
+            return cmd_merge(args)
         if args.command == "models":
             return cmd_models()
         return cmd_datasets()

@@ -421,6 +421,10 @@ class RunConfig:
     min_pass_rate: float | None = None
     limit: int | None = None  # keep this many items, spread evenly over the data
     categories: tuple[str, ...] = ()  # keep items in any of these categories (any dimension)
+    shard: tuple[int, int] | None = None  # (index, count): this process runs one hash-chosen share
+    frame_cache: str | None = None  # folder of cached decoded frames
+    frame_cache_gb: float = 20.0
+    prefetch: int = 2  # items whose frames are decoded ahead, in a background thread
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -434,7 +438,39 @@ class RunConfig:
             "min_pass_rate": self.min_pass_rate,
             "limit": self.limit,
             "categories": list(self.categories),
+            "shard": list(self.shard) if self.shard else None,
+            "frame_cache": self.frame_cache,
+            "prefetch": self.prefetch,
         }
+
+
+def run_fingerprint(run: "RunConfig") -> dict[str, Any]:
+    """What makes two runs' records comparable: model, backend, quantization, frame and
+    decode settings, seed and each dataset's content. Not the item subset (--limit,
+    --categories, --shard), so shards merge and a resumed run may widen its subset."""
+    model = {k: v for k, v in run.model.as_dict().items() if k not in ("path", "info", "name")}
+    return {
+        "model": run.model.name,
+        "model_config": model,
+        "backend": run.backend,
+        "quant": run.quant,
+        "seed": run.seed,
+        "video_overrides": _plain(dict(run.video_overrides)),
+        "decode_overrides": _plain(dict(run.decode_overrides)),
+        "datasets": [
+            {
+                "name": d.name,
+                "format": d.format,
+                "sha256": d.content_hash(),
+                "video": _plain(dict(d.video)),
+                "decode": _plain(dict(d.decode)),
+                "prompt": dict(d.prompt),
+                "source": _plain(dict(d.source)),
+                "scorer": d.scorer,
+            }
+            for d in run.datasets
+        ],
+    }
 
 
 def build_run_config(
@@ -451,6 +487,10 @@ def build_run_config(
     dataset_roots: Iterable[str] = (),
     limit: int | None = None,
     categories: Iterable[str] = (),
+    shard: tuple[int, int] | None = None,
+    frame_cache: str | None = None,
+    frame_cache_gb: float | None = None,
+    prefetch: int = 2,
 ) -> RunConfig:
     model_cfg = resolve_model(model)
     backend = backend or model_cfg.engine
@@ -502,4 +542,8 @@ def build_run_config(
         min_pass_rate=min_pass_rate,
         limit=limit,
         categories=tuple(categories),
+        shard=shard,
+        frame_cache=frame_cache,
+        frame_cache_gb=frame_cache_gb or 20.0,
+        prefetch=prefetch,
     )

@@ -8,12 +8,14 @@ from __future__ import annotations
 import os
 import random
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from typing import Sequence
 
 import numpy as np
 
 from vlm_bench.config import ConfigError, RunConfig, resolve_decode, resolve_video
+from vlm_bench.frame_cache import DEFAULT_SIDE, FrameCache, resize_short_side
 from vlm_bench.registry import adapter_class
 from vlm_bench.runners import create_engine
 from vlm_bench.scoring import score_prediction
@@ -69,15 +71,26 @@ class Evaluator:
         self.adapter = None
         self.load_error: str | None = None
         self.loaded = False
+        self.load_count = 0  # engine loads by this evaluator: one per session (per xdist worker)
+        self.load_seconds: float | None = None
         self._ready: dict[str, ItemRecord] = {}  # records generated ahead of their turn
+        self._media_ahead: dict[str, Future] = {}  # frames decoding in the background
+        self._executor: ThreadPoolExecutor | None = None
+        self.cache = (
+            FrameCache(run.frame_cache, int(run.frame_cache_gb * 1024**3), int(run.model.vision_args.get("short_side", DEFAULT_SIDE)))
+            if run.frame_cache
+            else None
+        )
 
     def load(self) -> None:
         if self.loaded:
             return
         self.loaded = True
+        self.load_count += 1
         random.seed(self.run.seed)
         np.random.seed(self.run.seed)
         extra = {"answers": self._answers} if self.run.backend == "mock" else {}
+        started = time.perf_counter()
         try:
             engine = create_engine(self.run.backend, self.run.model, quant=self.run.quant, seed=self.run.seed, **extra)
             adapter = adapter_class(self.run.model.family)(self.run.model, engine)
@@ -86,6 +99,50 @@ class Evaluator:
             self.load_error = f"backend {self.run.backend!r} failed to load model {self.run.model.name!r}: {exc}"
             return
         self.adapter = adapter
+        self.load_seconds = time.perf_counter() - started
+
+    # ------------------------------------------------------------ frames
+
+    def media(self, sample: Sample) -> VideoInput:
+        """The item's frames: decoded ahead by ``prefetch``, from the frame cache, or now."""
+        ahead = self._media_ahead.pop(sample.uid, None)
+        if ahead is not None:
+            return ahead.result()
+        return self._decode(sample)
+
+    def _decode(self, sample: Sample) -> VideoInput:
+        video = self.video_config(sample)
+        if self.cache is None:
+            return load_media(sample, video)
+        try:
+            key = self.cache.key(sample, video)
+        except OSError:  # missing media: let the reader say so
+            return load_media(sample, video)
+        hit = self.cache.get(key)
+        if hit is None:
+            media = load_media(sample, video)
+            frames = [resize_short_side(f, self.cache.side) for f in media.frames]
+            self.cache.put(key, frames, media.selection)
+            selection = media.selection
+        else:
+            frames, selection = hit
+        return VideoInput(sample.id, tuple(frames), selection, sample.media_path, sample.dataset)
+
+    def prefetch(self, samples: Sequence[Sample]) -> None:
+        """Start decoding these items' frames in a background thread while the engine works."""
+        todo = [s for s in samples if s.uid not in self._media_ahead and s.uid not in self._ready]
+        if not todo:
+            return
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vlm-bench-prefetch")
+        for sample in todo:
+            self._media_ahead[sample.uid] = self._executor.submit(self._decode, sample)
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+        self._media_ahead.clear()
 
     def video_config(self, sample: Sample) -> VideoConfig:
         dataset = self.datasets[sample.dataset]
@@ -124,7 +181,7 @@ class Evaluator:
                 records[sample.uid] = self._record(sample, None, None, decode, self.load_error)
                 continue
             try:
-                media = load_media(sample, self.video_config(sample))
+                media = self.media(sample)
                 prompt = self.adapter.build_prompt(sample, self.datasets[sample.dataset], media)
             except Exception as exc:
                 records[sample.uid] = self._record(sample, None, None, decode, describe_error(exc, sample))

@@ -46,6 +46,27 @@ def comma_list(text: str) -> list[str]:
     return values
 
 
+def shard_spec(text: str) -> tuple[int, int]:
+    index, sep, count = text.partition("/")
+    try:
+        i, n = int(index), int(count)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected I/N such as 0/4, got {text!r}") from None
+    if not sep or n < 1 or not 0 <= i < n:
+        raise argparse.ArgumentTypeError(f"expected I/N with 0 <= I < N, got {text!r}")
+    return i, n
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
+
+
 def integer(text: str) -> int:
     try:
         return int(text)
@@ -77,6 +98,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("--max-new-tokens", "vlm_max_new_tokens", "generation limit (overrides every config)", {"type": positive_int}),
     Option("--results-dir", "vlm_results_dir", "where items.jsonl and summary.json go; default vlm-results/<time>-<model>-<backend>"),
     Option("--overwrite", "vlm_overwrite", "replace results already in --results-dir", {"action": "store_true"}),
+    Option("--resume", "vlm_resume", "continue the run in --results-dir: reuse its finished items (same settings required), rerun the rest", {"action": "store_true"}),
+    Option("--shard", "vlm_shard", "run shard I of N (I/N, 0-based) of the items, chosen by a hash of each item id", {"type": shard_spec}),
+    Option("--gpus-per-worker", "vlm_gpus_per_worker", "with pytest-xdist -n: GPUs each worker gets (its own slice of CUDA_VISIBLE_DEVICES)", {"type": positive_int}),
+    Option("--frame-cache", "vlm_frame_cache", "cache decoded frames (resized, content-keyed) in this folder, shared across runs and workers"),
+    Option("--frame-cache-gb", "vlm_frame_cache_gb", "size bound of the frame cache in GB (default 20; least recently used go first)", {"type": positive_float}),
+    Option("--prefetch", "vlm_prefetch", "decode the frames of this many upcoming items in a background thread (default 2; 0 turns it off)", {"type": non_negative_int, "default": 2}),
     Option("--min-pass-rate", "vlm_min_pass_rate", "fail the session when the overall pass rate is below this (0..1); when met, failed items alone do not fail it", {"type": unit_rate}),
 )
 
@@ -101,6 +128,8 @@ def option_args(values: Mapping[str, Any]) -> list[str]:
                 args += [opt.flag, str(v)]
         elif isinstance(value, list):
             args += [opt.flag, ",".join(value)]
+        elif isinstance(value, tuple):  # --shard
+            args += [opt.flag, "/".join(str(v) for v in value)]
         else:
             args += [opt.flag, str(value)]
     return args

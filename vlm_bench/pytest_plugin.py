@@ -16,23 +16,32 @@ from typing import Any
 
 import pytest
 
-from vlm_bench.config import ConfigError, RunConfig, build_run_config
+from vlm_bench.config import ConfigError, RunConfig, build_run_config, run_fingerprint
 from vlm_bench.datasets import DatasetError, load_samples, select_samples
 from vlm_bench.evaluate import Evaluator
 from vlm_bench.options import add_options
 from vlm_bench.results import (
     ITEMS_FILE,
     SUMMARY_FILE,
+    ResultsDirError,
     ResultsWriter,
     build_manifest,
     format_table,
+    prepare_results_dir,
+    read_records,
+    record_uid,
+    run_info,
     summarize,
     utc_now,
     write_json_atomic,
 )
+from vlm_bench.scheduling import check_gpu_plan, in_shard, visible_gpus, worker_gpus
 from vlm_bench.types import ItemRecord, Sample
 
 RECORD_KEY = "vlm_bench_record"
+REUSED_KEY = "vlm_bench_reused"
+WORKER_KEY = "vlm_bench_worker"
+GPUS_INPUT = "vlm_bench_gpus"
 PLUGIN_NAME = "vlm_bench_session"
 MARKERS = (
     "smoke: fast checks on the mock backend and shipped fixtures only (CI)",
@@ -47,9 +56,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("vlm_bench_model", "model used when --model is not given", default="mock")
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    # With pytest-xdist's -n and no --dist, keep each video's questions on one worker so
+    # its frames are decoded once (see VlmBenchSession.pytest_xdist_make_scheduler).
+    if getattr(config.option, "numprocesses", None) and getattr(config.option, "dist", "no") == "no":
+        config.option.dist = "loadgroup"
+
+
 def pytest_configure(config: pytest.Config) -> None:
     for marker in MARKERS:
         config.addinivalue_line("markers", marker)
+    workerinput = getattr(config, "workerinput", {})
+    if workerinput.get(GPUS_INPUT) is not None:  # an xdist worker: pin before anything initialises CUDA
+        os.environ["CUDA_VISIBLE_DEVICES"] = workerinput[GPUS_INPUT]
+
     if config.option.help:
         return
     try:
@@ -57,8 +78,10 @@ def pytest_configure(config: pytest.Config) -> None:
     except ConfigError as exc:
         raise pytest.UsageError(f"vlm-bench: {exc}") from None
     session = VlmBenchSession(config, run)
-    if session.is_controller:
-        session.prepare_results_dir(overwrite=config.getoption("vlm_overwrite"))
+    try:
+        session.prepare(resume=config.getoption("vlm_resume"), overwrite=config.getoption("vlm_overwrite"))
+    except (ResultsDirError, ValueError) as exc:
+        raise pytest.UsageError(f"vlm-bench: {exc}") from None
     config.pluginmanager.register(session, PLUGIN_NAME)
 
 
@@ -86,6 +109,10 @@ def run_config_from_pytest(config: pytest.Config) -> RunConfig:
         dataset_roots=opt("vlm_dataset_roots") or (),
         limit=opt("vlm_limit"),
         categories=opt("vlm_categories") or (),
+        shard=opt("vlm_shard"),
+        frame_cache=opt("vlm_frame_cache"),
+        frame_cache_gb=opt("vlm_frame_cache_gb"),
+        prefetch=opt("vlm_prefetch"),
     )
 
 
@@ -109,10 +136,17 @@ class VlmBenchSession:
         self._samples: list[Sample] | None = None
         self._evaluator: Evaluator | None = None
         self._positions: dict[int, int] | None = None
-        self.writer = ResultsWriter(self.results_dir)
+        self.fingerprint = run_fingerprint(run)
+        self.breakdowns = list(dict.fromkeys(b for d in run.datasets for b in d.breakdowns))
+        self.writer = ResultsWriter(self.results_dir, dict(run_info(self.fingerprint), breakdowns=self.breakdowns))
         self.records: list[dict[str, Any]] = []
         self.other_failures = 0
         self.summary: dict[str, Any] | None = None
+        self.reused: dict[str, dict[str, Any]] = {}  # dataset/id -> record of a resumed run
+        self.reused_count = 0
+        self.workers: dict[str, dict[str, Any]] = {}
+        self.gpus: list[str] = []
+        self.gpus_per_worker = 0
 
     # ------------------------------------------------------------ items and engine
 
@@ -120,7 +154,8 @@ class VlmBenchSession:
         if self._samples is None:
             samples: list[Sample] = []
             for dataset in self.run.datasets:
-                samples.extend(select_samples(load_samples(dataset), self.run.limit, self.run.categories))
+                chosen = select_samples(load_samples(dataset), self.run.limit, self.run.categories)
+                samples.extend(s for s in chosen if in_shard(s.uid, self.run.shard))
             self._samples = samples
         return self._samples
 
@@ -130,40 +165,104 @@ class VlmBenchSession:
             self._evaluator.load()
         return self._evaluator
 
+    def worker_id(self) -> str:
+        return getattr(self.config, "workerinput", {}).get("workerid", "main")
+
     def item_ids(self, samples: list[Sample]) -> list[str]:
         if len(self.run.datasets) == 1:
             return [s.id for s in samples]
         return [f"{s.dataset}/{s.id}" for s in samples]
 
-    def lookahead(self, node: pytest.Item) -> list[Sample]:
-        """With ``batch_size > 1``, the items the same test function runs next, so they are
-        generated in one batch. Not under xdist, where the next item may run elsewhere."""
-        size = self.run.model.batch_size
-        if size <= 1 or not self.is_controller:
+    def upcoming(self, node: pytest.Item, count: int, same_cluster: bool = False) -> list[Sample]:
+        """The next ``count`` items this test function runs after ``node`` (in collection
+        order), for batching and frame prefetch."""
+        if count <= 0:
             return []
         items = node.session.items
         if self._positions is None:
             self._positions = {id(it): i for i, it in enumerate(items)}
-        ahead = []
+        current = node.callspec.params["vlm_item"]
+        ahead: list[Sample] = []
         for other in items[self._positions.get(id(node), len(items)) + 1 :]:
-            callspec = getattr(other, "callspec", None)
-            if len(ahead) == size - 1:
+            if len(ahead) == count:
                 break
-            if getattr(other, "originalname", None) == node.originalname and callspec and "vlm_item" in callspec.params:
-                ahead.append(callspec.params["vlm_item"])
+            callspec = getattr(other, "callspec", None)
+            if getattr(other, "originalname", None) != node.originalname or not callspec or "vlm_item" not in callspec.params:
+                continue
+            sample = callspec.params["vlm_item"]
+            if sample.uid in self.reused or (same_cluster and sample.cluster_key != current.cluster_key):
+                continue
+            ahead.append(sample)
         return ahead
+
+    def evaluate(self, node: pytest.Item, sample: Sample) -> tuple[ItemRecord, bool]:
+        """(record, reused): a resumed run's record, or a fresh evaluation. Batching looks
+        ahead only in a single process; under xdist the next item may run elsewhere, so
+        workers prefetch frames only for the same video's next questions."""
+        if sample.uid in self.reused:
+            return ItemRecord(**self.reused[sample.uid]), True
+        evaluator = self.evaluator()
+        batch = self.run.model.batch_size - 1 if self.is_controller else 0
+        ahead = self.upcoming(node, batch)
+        evaluator.prefetch(self.upcoming(node, batch + self.run.prefetch, same_cluster=not self.is_controller)[batch:])
+        return evaluator.evaluate(sample, ahead), False
 
     # ------------------------------------------------------------ results
 
-    def prepare_results_dir(self, overwrite: bool) -> None:
-        existing = [self.results_dir / n for n in (ITEMS_FILE, SUMMARY_FILE) if (self.results_dir / n).exists()]
-        if existing and not overwrite:
-            raise pytest.UsageError(
-                f"vlm-bench: {self.results_dir} already holds results ({existing[0].name}); "
-                "choose another --results-dir or pass --overwrite to replace them"
-            )
-        for path in existing:
-            path.unlink()
+    def prepare(self, resume: bool, overwrite: bool) -> None:
+        """Controller: ready the results directory (and, resuming, find the reusable
+        records) and plan GPU slices for xdist workers. Workers read the reusable records."""
+        if self.is_controller:
+            self.reused = prepare_results_dir(self.results_dir, self.fingerprint, resume=resume, overwrite=overwrite)
+            self.plan_gpus()
+        elif resume and (self.results_dir / ITEMS_FILE).exists():
+            self.reused = {record_uid(r): r for r in read_records(self.results_dir / ITEMS_FILE)}
+
+    def plan_gpus(self) -> None:
+        workers = getattr(self.config.option, "numprocesses", None)
+        if not isinstance(workers, int) or workers < 1:
+            return
+        per_worker = self.config.getoption("vlm_gpus_per_worker")
+        visible = visible_gpus()
+        if not visible and per_worker is None:
+            return  # CPU-only: nothing to pin
+        per_worker = per_worker or 1
+        check_gpu_plan(workers, per_worker, visible)
+        self.gpus, self.gpus_per_worker = visible, per_worker
+
+    @pytest.hookimpl(optionalhook=True, tryfirst=True)
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
+        """pytest-xdist, controller side: under --dist loadgroup, items about one video form
+        one work unit (other tests keep their xdist_group marks, or run one by one). Done
+        here rather than with xdist_group marks: pytest 9 node ids no longer take the
+        group suffix xdist 3.8 writes into them."""
+        if config.getvalue("dist") != "loadgroup":
+            return None
+        from xdist.scheduler import LoadScopeScheduling
+
+        groups = {}
+        if self.run.datasets:
+            try:
+                samples = self.samples()
+                groups = {pid: _group_name(s) for pid, s in zip(self.item_ids(samples), samples)}
+            except (DatasetError, ConfigError):
+                pass  # collection reports it
+
+        class VideoGroupScheduling(LoadScopeScheduling):
+            def _split_scope(self, nodeid: str) -> str:
+                if "@" in nodeid:
+                    return nodeid.rsplit("@", 1)[-1]
+                param = nodeid.rsplit("::", 1)[-1].partition("[")[2][:-1]
+                return groups.get(param, nodeid)
+
+        return VideoGroupScheduling(config, log)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        """pytest-xdist, controller side: give worker gw<k> its own GPU slice."""
+        if self.gpus_per_worker:
+            index = int(node.gateway.id.removeprefix("gw"))
+            node.workerinput[GPUS_INPUT] = ",".join(worker_gpus(index, self.gpus_per_worker, self.gpus))
 
     @pytest.hookimpl
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
@@ -179,32 +278,42 @@ class VlmBenchSession:
 
     @pytest.hookimpl
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        if self.run.backend != "mock":
-            return
         for item in items:
             callspec = getattr(item, "callspec", None)
-            if callspec is not None and "vlm_item" in callspec.params and not item.get_closest_marker("benchmark"):
+            if callspec is None or "vlm_item" not in callspec.params:
+                continue
+            if self.run.backend == "mock" and not item.get_closest_marker("benchmark"):
                 item.add_marker(pytest.mark.smoke)
 
     @pytest.hookimpl
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if not self.is_controller:
             return
-        record = next((value for key, value in report.user_properties if key == RECORD_KEY), None)
+        props = dict(report.user_properties)
+        record = props.get(RECORD_KEY)
         if record is not None and report.when == "call":
-            self.writer.write(record)
+            if props.get(REUSED_KEY):
+                self.reused_count += 1
+            else:
+                self.writer.write(record)
             self.records.append(record)
+            worker = props.get(WORKER_KEY)
+            if worker:
+                self.workers[worker["worker"]] = worker
         elif report.failed:
             self.other_failures += 1
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self._evaluator is not None:
+            self._evaluator.close()
         if not self.is_controller or not self.records:
             return
         self.writer.close()
-        breakdowns = dict.fromkeys(b for d in self.run.datasets for b in d.breakdowns)
-        summary = summarize(self.records, self.run.min_pass_rate, breakdowns)
+        summary = summarize(self.records, self.run.min_pass_rate, self.breakdowns)
         summary["results_dir"] = str(self.results_dir)
+        summary["reused"] = self.reused_count
+        summary["workers"] = dict(sorted(self.workers.items()))
         summary["manifest"] = build_manifest(self.run.as_dict(), self.started_at)
         write_json_atomic(self.results_dir / SUMMARY_FILE, summary)
         self.summary = summary
@@ -224,7 +333,15 @@ class VlmBenchSession:
         terminalreporter.section(f"vlm-bench: {run.model.name} on {run.backend} (quant {run.quant})")
         for line in format_table(self.summary):
             terminalreporter.write_line(line)
+        if self.reused_count:
+            terminalreporter.write_line(f"reused {self.reused_count} finished items from the resumed run")
         terminalreporter.write_line(f"results: {self.results_dir / ITEMS_FILE}, {self.results_dir / SUMMARY_FILE}")
+
+
+def _group_name(sample: Sample) -> str:
+    import hashlib
+
+    return "vlm-" + hashlib.sha1(sample.cluster_key.encode("utf-8")).hexdigest()[:12]
 
 
 def default_results_dir(run: RunConfig) -> Path:
@@ -248,15 +365,27 @@ def vlm_evaluator(pytestconfig: pytest.Config) -> Evaluator:
 
 
 @pytest.fixture
-def vlm_evaluate(request: pytest.FixtureRequest, vlm_evaluator: Evaluator):
-    """Evaluate one item and attach its record to this test's report (written to
-    items.jsonl by the controller, which under xdist is not this process)."""
-
+def vlm_evaluate(request: pytest.FixtureRequest):
+    """Evaluate one item (or reuse its record from a resumed run) and attach the record to
+    this test's report; the controller, which under xdist is another process, writes it."""
     session = _get_session(request.config)
 
     def evaluate(sample: Sample) -> ItemRecord:
-        record = vlm_evaluator.evaluate(sample, session.lookahead(request.node))
-        request.node.user_properties.append((RECORD_KEY, record.as_dict()))
+        record, reused = session.evaluate(request.node, sample)
+        props = request.node.user_properties
+        props.append((RECORD_KEY, record.as_dict()))
+        if reused:
+            props.append((REUSED_KEY, True))
+        elif session._evaluator is not None:
+            ev = session._evaluator
+            cache = ev.cache
+            props.append((WORKER_KEY, {
+                "worker": session.worker_id(),
+                "engine_loads": ev.load_count,
+                "load_seconds": ev.load_seconds,
+                "gpus": os.environ.get("CUDA_VISIBLE_DEVICES"),
+                "frame_cache": {"hits": cache.hits, "misses": cache.misses} if cache else None,
+            }))
         return record
 
     return evaluate

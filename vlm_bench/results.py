@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -18,6 +19,7 @@ from vlm_bench.types import ItemRecord
 
 ITEMS_FILE = "items.jsonl"
 SUMMARY_FILE = "summary.json"
+RUN_FILE = "run.json"  # the run's fingerprint, for --resume and merge
 TRACKED_PACKAGES = (
     "vlm-bench",
     "torch",
@@ -43,15 +45,18 @@ class ResultsWriter:
     """Appends one JSON line per finished item and flushes it at once, so a crash loses
     at most the line being written."""
 
-    def __init__(self, results_dir: str | os.PathLike):
+    def __init__(self, results_dir: str | os.PathLike, run: Mapping[str, Any] | None = None):
         self.dir = Path(results_dir)
         self.path = self.dir / ITEMS_FILE
+        self.run = run  # written to run.json with the first record
         self._fh = None
         self.count = 0
 
     def write(self, record: ItemRecord | Mapping[str, Any]) -> None:
         if self._fh is None:
             self.dir.mkdir(parents=True, exist_ok=True)
+            if self.run is not None:
+                write_json_atomic(self.dir / RUN_FILE, self.run)
             self._fh = open(self.path, "a", encoding="utf-8")
         self._fh.write(record_line(record))
         self._fh.flush()
@@ -69,18 +74,124 @@ def read_records(path: str | os.PathLike) -> list[dict[str, Any]]:
     """Read items.jsonl; a partial last line (a crash mid-write) is dropped with a warning."""
     records = []
     with open(path, encoding="utf-8") as fh:
-        lines = fh.read().split("\n")
+        text = fh.read()
+    lines = text.split("\n")
     for lineno, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             records.append(json.loads(line))
         except json.JSONDecodeError:
-            if lineno == len(lines):
+            if lineno == len(lines):  # no newline after it: the write was cut off
                 warnings.warn(f"{path}:{lineno}: dropping a partial last line (an interrupted write)")
                 continue
             raise ValueError(f"{path}:{lineno}: not a JSON record") from None
     return records
+
+
+def rewrite_records(path: str | os.PathLike, records: Iterable[Mapping[str, Any]]) -> None:
+    """Replace items.jsonl atomically (temporary file, then rename)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.writelines(record_line(r) for r in records)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def record_uid(record: Mapping[str, Any]) -> str:
+    return f"{record['dataset']}/{record['id']}"
+
+
+class ResultsDirError(ValueError):
+    """The results directory cannot be used as asked (exists, or holds another run)."""
+
+
+def fingerprint_id(fingerprint: Mapping[str, Any]) -> str:
+    canonical = json.dumps(fingerprint, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def fingerprint_diff(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ, for messages."""
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        out = []
+        for key in sorted(set(old) | set(new), key=str):
+            out += fingerprint_diff(old.get(key), new.get(key), f"{prefix}{key}.")
+        return out
+    return [] if old == new else [f"{prefix.rstrip('.')}: {old!r} -> {new!r}"]
+
+
+def prepare_results_dir(
+    results_dir: str | os.PathLike, fingerprint: Mapping[str, Any], *, resume: bool = False, overwrite: bool = False
+) -> dict[str, dict[str, Any]]:
+    """Ready ``results_dir`` for a run and return the records a resumed run reuses (by
+    ``dataset/id``). A fresh run refuses a directory holding results unless ``overwrite``;
+    a resumed run refuses one holding another run (different fingerprint), drops a partial
+    last line and errored records (those items run again), and keeps the rest."""
+    root = Path(results_dir)
+    items, run_file = root / ITEMS_FILE, root / RUN_FILE
+    existing = [p for p in (items, root / SUMMARY_FILE, run_file) if p.exists()]
+    reused: dict[str, dict[str, Any]] = {}
+    if existing and resume:
+        if run_file.exists():
+            old = json.loads(run_file.read_text(encoding="utf-8"))["fingerprint"]
+            diff = fingerprint_diff(old, fingerprint)
+            if diff:
+                raise ResultsDirError(
+                    f"--resume: {root} holds a different run ({'; '.join(diff[:4])}); "
+                    "keep the old settings or choose another --results-dir"
+                )
+        if items.exists():
+            kept = [r for r in read_records(items) if r.get("error") is None]
+            rewrite_records(items, kept)
+            reused = {record_uid(r): r for r in kept}
+    elif existing and not overwrite:
+        raise ResultsDirError(
+            f"{root} already holds results ({existing[0].name}); add --resume to continue that run, "
+            "--overwrite to replace it, or choose another --results-dir"
+        )
+    elif existing:
+        for path in existing:
+            path.unlink()
+    return reused
+
+
+def run_info(fingerprint: Mapping[str, Any]) -> dict[str, Any]:
+    return {"fingerprint": fingerprint, "id": fingerprint_id(fingerprint)}
+
+
+def merge_results(sources: Iterable[str | os.PathLike], out: str | os.PathLike) -> list[dict[str, Any]]:
+    """Merge shard result directories into ``out``: same fingerprint required, each item
+    once. Returns the merged records (the caller writes the summary)."""
+    sources = [Path(s) for s in sources]
+    fingerprints = []
+    for src in sources:
+        run_file = src / RUN_FILE
+        if not run_file.exists():
+            raise ResultsDirError(f"{src} holds no {RUN_FILE}; is it a vlm-bench results directory?")
+        fingerprints.append(json.loads(run_file.read_text(encoding="utf-8"))["fingerprint"])
+    for src, fp in zip(sources[1:], fingerprints[1:]):
+        diff = fingerprint_diff(fingerprints[0], fp)
+        if diff:
+            raise ResultsDirError(f"cannot merge {src} with {sources[0]}: different runs ({'; '.join(diff[:4])})")
+    merged: dict[str, dict[str, Any]] = {}
+    for src in sources:
+        if not (src / ITEMS_FILE).exists():
+            continue
+        for record in read_records(src / ITEMS_FILE):
+            uid = record_uid(record)
+            if uid in merged and merged[uid] != record:
+                raise ResultsDirError(f"item {uid} appears in more than one shard with different results")
+            merged[uid] = record
+    out = Path(out)
+    if (out / ITEMS_FILE).exists():
+        raise ResultsDirError(f"{out} already holds results; merge into a new directory")
+    out.mkdir(parents=True, exist_ok=True)
+    rewrite_records(out / ITEMS_FILE, merged.values())
+    write_json_atomic(out / RUN_FILE, dict(run_info(fingerprints[0]), merged_from=[str(s) for s in sources]))
+    return list(merged.values())
 
 
 def write_json_atomic(path: str | os.PathLike, data: Any) -> None:

@@ -1,0 +1,57 @@
+"""Splitting work across processes and machines: shards of items and GPU slices for
+pytest-xdist workers. Pure functions; the plugin applies them."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+from typing import Mapping, Sequence
+
+
+def shard_of(uid: str, count: int) -> int:
+    """A stable shard for an item: a hash of its id, so reordering a dataset moves nothing."""
+    return int(hashlib.sha1(uid.encode("utf-8")).hexdigest()[:12], 16) % count
+
+
+def in_shard(uid: str, shard: tuple[int, int] | None) -> bool:
+    return shard is None or shard_of(uid, shard[1]) == shard[0]
+
+
+def visible_gpus(environ: Mapping[str, str] | None = None) -> list[str]:
+    """The GPUs this process may use, as CUDA_VISIBLE_DEVICES entries: the outer
+    CUDA_VISIBLE_DEVICES when set (its entries are kept as given: ids or UUIDs), else
+    every GPU ``nvidia-smi -L`` lists. Never initialises CUDA in this process."""
+    env = os.environ if environ is None else environ
+    outer = env.get("CUDA_VISIBLE_DEVICES")
+    if outer is not None:
+        return [d.strip() for d in outer.split(",") if d.strip() and d.strip() != "-1"]
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return []
+    try:
+        out = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=20, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [str(i) for i, line in enumerate(line for line in out.splitlines() if line.startswith("GPU "))]
+
+
+def worker_gpus(worker_index: int, gpus_per_worker: int, visible: Sequence[str]) -> list[str]:
+    """Worker k's own slice of the visible GPUs: entries k*K .. k*K+K-1 of the outer list
+    (mapped through it, so an outer CUDA_VISIBLE_DEVICES=4,5,6,7 gives worker 0 GPU 4)."""
+    start = worker_index * gpus_per_worker
+    if gpus_per_worker < 1 or start + gpus_per_worker > len(visible):
+        raise ValueError(
+            f"worker {worker_index} needs GPUs {start}..{start + gpus_per_worker - 1} of the visible ones, "
+            f"but {len(visible)} are visible ({','.join(visible) or 'none'})"
+        )
+    return list(visible[start : start + gpus_per_worker])
+
+
+def check_gpu_plan(workers: int, gpus_per_worker: int, visible: Sequence[str]) -> None:
+    if workers * gpus_per_worker > len(visible):
+        raise ValueError(
+            f"{workers} workers x {gpus_per_worker} GPUs need {workers * gpus_per_worker} GPUs, "
+            f"{len(visible)} are visible ({','.join(visible) or 'none'}); lower -n or --gpus-per-worker"
+        )
