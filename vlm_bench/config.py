@@ -58,6 +58,7 @@ class ModelConfig:
     trust_remote_code: bool = False
     batch_size: int = 1
     system_prompt: str | None = None
+    vlmeval_dataset: str | None = None  # the dataset name VLMEvalKit's model is told (vlmeval backend)
     vision_args: Mapping[str, Any] = field(default_factory=dict)
     video: Mapping[str, Any] = field(default_factory=dict)
     decode: Mapping[str, Any] = field(default_factory=dict)
@@ -91,6 +92,7 @@ class DatasetConfig:
     source: Mapping[str, Any] = field(default_factory=dict)  # format-specific settings
     breakdowns: tuple[tuple[str, ...], ...] = ()  # category dimensions (and crosses) for the summary
     docs: str | None = None  # where users get the data
+    vlmeval_dataset: str | None = None  # overrides the model's for the vlmeval backend
 
     @property
     def media_root(self) -> Path:

@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from vlm_bench.config import ConfigError, RunConfig, resolve_decode, resolve_video
+from vlm_bench.config import ConfigError, ModelConfig, RunConfig, resolve_decode, resolve_video
 from vlm_bench.frame_cache import DEFAULT_SIDE, FrameCache, resize_short_side
 from vlm_bench.registry import adapter_class
 from vlm_bench.runners import create_engine
@@ -144,6 +144,12 @@ class Evaluator:
             self._executor = None
         self._media_ahead.clear()
 
+    def model_config(self, dataset: str) -> ModelConfig:
+        """The model config as one dataset sees it (a dataset may name its own
+        ``vlmeval_dataset``)."""
+        name = self.datasets[dataset].vlmeval_dataset
+        return replace(self.run.model, vlmeval_dataset=name) if name else self.run.model
+
     def video_config(self, sample: Sample) -> VideoConfig:
         dataset = self.datasets[sample.dataset]
         return resolve_video(
@@ -188,10 +194,10 @@ class Evaluator:
             else:
                 ready.append((sample, media, prompt, decode))
         size = max(1, self.run.model.batch_size)
-        by_decode: dict[DecodeConfig, list[tuple[Sample, VideoInput, str, DecodeConfig]]] = {}
+        groups: dict[tuple[DecodeConfig, str], list[tuple[Sample, VideoInput, str, DecodeConfig]]] = {}
         for entry in ready:
-            by_decode.setdefault(entry[3], []).append(entry)
-        for group in by_decode.values():
+            groups.setdefault((entry[3], entry[0].dataset), []).append(entry)
+        for group in groups.values():
             for start in range(0, len(group), size):
                 for record in self._generate(group[start : start + size]):
                     records[f"{record.dataset}/{record.id}"] = record
@@ -201,7 +207,9 @@ class Evaluator:
         decode = chunk[0][3]
         started = time.perf_counter()
         try:
-            gens = self.adapter.generate([(s, m, p) for s, m, p, _ in chunk], decode)
+            gens = self.adapter.generate(
+                [(s, m, p) for s, m, p, _ in chunk], decode, self.model_config(chunk[0][0].dataset)
+            )
         except Exception as exc:
             if len(chunk) > 1:  # find the item that fails; the others still get answers
                 return [record for one in chunk for record in self._generate([one])]

@@ -42,24 +42,7 @@ class FrameCache:
     # ------------------------------------------------------------ keys
 
     def content_hash(self, path: str | os.PathLike) -> str:
-        """sha256 of a file's bytes (or a frame folder's files), remembered per
-        (path, size, mtime) so a file is read in full once."""
-        path = Path(path)
-        stat = path.stat()
-        memo = self.root / "hashes" / hashlib.sha1(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
-        if memo.exists():
-            return memo.read_text().strip()
-        digest = hashlib.sha256()
-        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-        for f in files:
-            if path.is_dir():
-                digest.update(str(f.relative_to(path)).encode())
-            with open(f, "rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 20), b""):
-                    digest.update(chunk)
-        value = digest.hexdigest()
-        _atomic_write(memo, value.encode())
-        return value
+        return content_hash(path, self.root / "hashes")
 
     def key(self, sample: Sample, video: VideoConfig) -> str:
         media = [sample.video] if sample.video is not None else list(sample.frames or ())
@@ -122,6 +105,29 @@ class FrameCache:
 
     def size_bytes(self) -> int:
         return sum(p.stat().st_size for p in (self.root / "frames").glob("*.npz"))
+
+
+def content_hash(path: str | os.PathLike, memo_dir: str | os.PathLike) -> str:
+    """sha256 of a file's bytes (or of a frame folder's files), remembered in ``memo_dir``
+    per (path, size, mtime) so each file is read in full once."""
+    path = Path(path)
+    stat = path.stat()
+    memo_dir = Path(memo_dir)
+    memo_dir.mkdir(parents=True, exist_ok=True)
+    memo = memo_dir / hashlib.sha1(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
+    if memo.exists():
+        return memo.read_text().strip()
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for f in files:
+        if path.is_dir():
+            digest.update(str(f.relative_to(path)).encode())
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    value = digest.hexdigest()
+    _atomic_write(memo, value.encode())
+    return value
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

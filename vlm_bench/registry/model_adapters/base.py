@@ -56,10 +56,16 @@ class ModelAdapter:
             fields["subtitles"] = subtitles_for(sample.subtitles, media)
         return dataset.prompt_template(kind).format(**fields)
 
-    def generate(self, batch: Sequence[tuple[Sample, VideoInput, str]], decode: DecodeConfig) -> list[Generation]:
+    def generate(
+        self,
+        batch: Sequence[tuple[Sample, VideoInput, str]],
+        decode: DecodeConfig,
+        model_cfg: ModelConfig | None = None,
+    ) -> list[Generation]:
         """Engines that batch expose ``generate(batch, decode)``; others run one by one."""
+        cfg = model_cfg or self.model_cfg
         if len(batch) > 1 and hasattr(self._engine, "generate"):
-            gens = self._engine.generate([(m, p) for _, m, p in batch], decode, model_cfg=self.model_cfg)
+            gens = self._engine.generate([(m, p) for _, m, p in batch], decode, model_cfg=cfg)
         else:
-            gens = [self._engine.generate_video(m, p, decode, model_cfg=self.model_cfg) for _, m, p in batch]
+            gens = [self._engine.generate_video(m, p, decode, model_cfg=cfg) for _, m, p in batch]
         return [g if g.id == s.id else replace(g, id=s.id) for (s, _, _), g in zip(batch, gens)]
