@@ -2,6 +2,9 @@
 
     vlm-bench run --model internvl3_38b --backend native --quant int4 --dataset data.jsonl
     vlm-bench run --dataset smoke -- -x -q        # arguments after -- go to pytest
+    vlm-bench report RESULTS_DIR
+    vlm-bench compare RUN_A RUN_B
+    vlm-bench merge SHARD_DIR... --out DIR
     vlm-bench models
     vlm-bench datasets
 """
@@ -40,6 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
     merge = sub.add_parser("merge", help="merge shard result directories into one, with a fresh summary")
     merge.add_argument("dirs", nargs="+", help="result directories of the shards (same run settings)")
     merge.add_argument("--out", required=True, help="the merged results directory (must not hold results)")
+    report = sub.add_parser("report", help="write report.md and report.html (plots, failed items with their frames)")
+    report.add_argument("results_dir")
+    compare = sub.add_parser("compare", help="compare runs: item flips, McNemar test, latency; pass rate vs max_frames")
+    compare.add_argument("runs", nargs="+", help="results directories (two for a paired comparison)")
+    compare.add_argument("--plot", default=None, help="where to save the pass-rate-vs-frames plot (runs differing only in max_frames)")
+    compare.add_argument("--json", action="store_true", help="print the comparison as JSON")
     sub.add_parser("models", help="list the model catalog")
     sub.add_parser("datasets", help="list the dataset configs")
     return parser
@@ -78,6 +87,45 @@ def _breakdowns_of(dirs: Sequence[str]) -> list[tuple[str, ...]]:
         info = json.loads((Path(d) / RUN_FILE).read_text(encoding="utf-8"))
         found.update(dict.fromkeys(tuple(b) for b in info.get("breakdowns", [])))
     return list(found)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from vlm_bench.report import build_report
+
+    root = Path(args.results_dir)
+    if not (root / SUMMARY_FILE).exists():
+        print(f"vlm-bench report: {root} holds no {SUMMARY_FILE}", file=sys.stderr)
+        return 1
+    build_report(root)
+    print(f"wrote {root / 'report.md'} and {root / 'report.html'}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from vlm_bench.compare import compare_runs, format_comparison, frames_sweep, plot_frames_sweep
+
+    out: dict = {}
+    if len(args.runs) == 2:
+        out["comparison"] = compare_runs(*args.runs)
+        if not args.json:
+            print("\n".join(format_comparison(out["comparison"])))
+    try:
+        points = frames_sweep(args.runs)
+    except ValueError as exc:
+        points = None
+        if args.plot:
+            print(f"vlm-bench compare: no frames plot: {exc}", file=sys.stderr)
+            return 1
+    if points and len({p["max_frames"] for p in points}) > 1:
+        path = plot_frames_sweep(points, args.plot or Path(args.runs[0]) / "frames_sweep.png")
+        out["frames_sweep"] = points
+        if not args.json:
+            for p in points:
+                print(f"max_frames {p['max_frames']:>3}: pass rate {100 * p['pass_rate']:.1f}%  ({p['dir']})")
+            print(f"plot: {path}")
+    if args.json:
+        print(json.dumps(out, indent=1))
+    return 0
 
 
 def cmd_models() -> int:
@@ -124,6 +172,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_run(args)
         if args.command == "merge":
             return cmd_merge(args)
+        if args.command == "report":
+            return cmd_report(args)
+        if args.command == "compare":
+            return cmd_compare(args)
         if args.command == "models":
             return cmd_models()
         return cmd_datasets()

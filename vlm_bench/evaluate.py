@@ -259,4 +259,5 @@ class Evaluator:
             decode=decode.as_dict(),
             categories=dict(sample.categories),
             cluster=sample.cluster_key,
+            media=sample.media_path,
         )

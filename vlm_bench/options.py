@@ -67,6 +67,16 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
 def integer(text: str) -> int:
     try:
         return int(text)
@@ -104,6 +114,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("--frame-cache", "vlm_frame_cache", "cache decoded frames (resized, content-keyed) in this folder, shared across runs and workers"),
     Option("--frame-cache-gb", "vlm_frame_cache_gb", "size bound of the frame cache in GB (default 20; least recently used go first)", {"type": positive_float}),
     Option("--prefetch", "vlm_prefetch", "decode the frames of this many upcoming items in a background thread (default 2; 0 turns it off)", {"type": non_negative_int, "default": 2}),
+    Option("--progress", "vlm_progress", "a status line (items done, pass rate so far, ETA): auto shows it on a terminal, not with -q or in CI", {"choices": ("auto", "always", "never"), "default": "auto"}),
+    Option("--progress-interval", "vlm_progress_interval", "seconds between status lines (default 30)", {"type": non_negative_float, "default": 30.0}),
     Option("--min-pass-rate", "vlm_min_pass_rate", "fail the session when the overall pass rate is below this (0..1); when met, failed items alone do not fail it", {"type": unit_rate}),
 )
 

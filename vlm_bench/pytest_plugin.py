@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import re
+import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from vlm_bench.config import ConfigError, RunConfig, build_run_config, run_finge
 from vlm_bench.datasets import DatasetError, load_samples, select_samples
 from vlm_bench.evaluate import Evaluator
 from vlm_bench.options import add_options
+from vlm_bench.progress import progress_line
 from vlm_bench.results import (
     ITEMS_FILE,
     SUMMARY_FILE,
@@ -145,6 +148,9 @@ class VlmBenchSession:
         self.reused: dict[str, dict[str, Any]] = {}  # dataset/id -> record of a resumed run
         self.reused_count = 0
         self.workers: dict[str, dict[str, Any]] = {}
+        self.total_items = 0
+        self._started = time.monotonic()
+        self._last_progress = self._started
         self.gpus: list[str] = []
         self.gpus_per_worker = 0
 
@@ -286,6 +292,19 @@ class VlmBenchSession:
                 item.add_marker(pytest.mark.smoke)
 
     @pytest.hookimpl
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.total_items = sum(
+            1 for it in session.items if "vlm_item" in getattr(getattr(it, "callspec", None), "params", {})
+            and it.originalname == "test_video_qa"
+        )
+
+    def show_progress(self) -> bool:
+        mode = self.config.getoption("vlm_progress")
+        if mode != "auto":
+            return mode == "always"
+        return sys.stdout.isatty() and self.config.get_verbosity() >= 0 and not os.environ.get("CI")
+
+    @pytest.hookimpl
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if not self.is_controller:
             return
@@ -300,8 +319,22 @@ class VlmBenchSession:
             worker = props.get(WORKER_KEY)
             if worker:
                 self.workers[worker["worker"]] = worker
+            self.report_progress()
         elif report.failed:
             self.other_failures += 1
+
+    def report_progress(self) -> None:
+        now = time.monotonic()
+        done = len(self.records)
+        if not self.show_progress() or (now - self._last_progress < self.config.getoption("vlm_progress_interval") and done < self.total_items):
+            return
+        self._last_progress = now
+        scored = [r for r in self.records if r.get("passed") is not None or r.get("error") is not None]
+        passed = sum(1 for r in scored if r.get("passed"))
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write("\n")  # after the outcome letters of this line
+            reporter.write_line(progress_line(done, self.total_items, passed, len(scored), now - self._started))
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:

@@ -150,6 +150,7 @@ class ItemRecord:
     decode: Mapping[str, Any]
     categories: Mapping[str, str] = field(default_factory=dict)
     cluster: str | None = None
+    media: str | None = None  # the video file, frame folder or image files the item is about
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -66,3 +66,30 @@ def _chain(first: np.ndarray, rest: Iterable[np.ndarray]):
 def write_png(path: str | os.PathLike, rgb: np.ndarray) -> None:
     if not cv2.imwrite(os.fspath(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
         raise OSError(f"cannot write {path}")
+
+
+def long_video_frames(n: int, size: tuple[int, int] = (720, 1280)):
+    """Frames for a long benchmark clip: a textured field with a moving block, and the
+    index band (mod 62) on top."""
+    h, w = size
+    rng = np.random.default_rng(0)
+    field = cv2.resize(rng.integers(0, 255, (h // 16, w // 16, 3), dtype=np.uint8), (w, h), interpolation=cv2.INTER_LINEAR)
+    for i in range(n):
+        frame = field.copy()
+        x = (i * 7) % (w - 120)
+        frame[h // 2 - 60 : h // 2 + 60, x : x + 120] = (240, 240, 240)
+        yield indexed_frame(i, frame)
+
+
+def make_long_video(path: str | os.PathLike, minutes: float = 10, fps: int = 24, size: tuple[int, int] = (720, 1280)) -> None:
+    """A ``minutes``-long H.264 clip (720p by default, a keyframe every 5 s) for the
+    sampler benchmarks: ``python -m vlm_bench.utils.synthetic OUT.mp4 [minutes]``."""
+    n = int(minutes * 60 * fps)
+    write_video(path, long_video_frames(n, size), fps=fps,
+                options={"crf": "28", "preset": "ultrafast", "g": str(5 * fps)})
+
+
+if __name__ == "__main__":
+    import sys
+
+    make_long_video(sys.argv[1], float(sys.argv[2]) if len(sys.argv) > 2 else 10)
