@@ -21,6 +21,24 @@ pytest_plugins = ["pytester"]
 # missing-package error instead (test_vlmeval_missing.py).
 collect_ignore = [] if importlib.util.find_spec("vlmeval") else ["vlmeval_backend"]
 
+# pytester's in-process runs put sys.modules back as it was before each test, dropping the
+# modules first imported during it. torch cannot be imported twice in a process, and a
+# re-imported transformers module makes new classes; so load the native stack once, here.
+try:
+    import torch  # noqa: F401
+    from transformers import (  # noqa: F401
+        AutoModelForImageTextToText,
+        AutoProcessor,
+        BitsAndBytesConfig,
+        GotOcr2ImageProcessor,
+        InternVLForConditionalGeneration,
+        InternVLProcessor,
+        InternVLVideoProcessor,
+        Qwen2Tokenizer,
+    )
+except ImportError:  # a core install without the native extra
+    pass
+
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "fixtures"
 SMOKE_JSONL = FIXTURES / "smoke" / "smoke.jsonl"

@@ -18,9 +18,6 @@ from vlm_bench.types import DecodeConfig, VideoConfig
 from vlm_bench.utils.synthetic import BAND_ROWS, band_index
 
 torch = pytest.importorskip("torch")  # the test extra installs it; a core-only install skips this module
-# Load transformers' lazy classes now: pytester's in-process runs restore sys.modules after each
-# run, which would otherwise drop them between two runs in one test.
-from transformers import AutoModelForImageTextToText, AutoProcessor  # noqa: E402,F401
 
 
 @pytest.fixture(scope="module", autouse=True)

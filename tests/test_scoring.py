@@ -88,7 +88,7 @@ def test_numeric_tolerance_and_last_number():
 @pytest.mark.parametrize("empty", ["", "  \n", None])
 def test_empty_prediction_never_passes(name, empty):
     # Even when the reference itself would "match" emptiness in a naive scorer.
-    answer = {"mc": "A", "numeric": "0"}.get(name, "x")
+    answer = {"mc": "A", "numeric": "0", "yesno": "no"}.get(name, "x")
     score = score_prediction(name, empty, answer, OPTIONS)
     assert not score.passed and score.value == 0.0
 
@@ -102,3 +102,15 @@ def test_check_scorer_rejects_bad_specs():
         check_scorer("numeric", {}, "three", [])
     with pytest.raises(ValueError, match="neither a letter"):
         check_scorer("mc", {}, "horse", OPTIONS)
+
+
+@pytest.mark.parametrize(
+    "prediction, got",
+    [("Yes.", "yes"), ("no", "no"), ("No, it does not end there.", "no"), ("The answer is yes", "yes"),
+     ("YES", "yes"), ("I cannot say yes or no", None), ("Maybe", None), ("", None), ("nothing", None)],
+)
+def test_yesno(prediction, got):
+    from vlm_bench.scoring import extract_yesno
+
+    assert extract_yesno(prediction) == got
+    assert score_prediction("yesno", prediction, "yes").passed == (got == "yes")

@@ -24,7 +24,7 @@ MODELS_DIR = CONFIG_ROOT / "models"
 DATASETS_DIR = CONFIG_ROOT / "datasets"
 
 FAMILIES = ("internvl3", "mock")
-DATASET_FORMATS = ("jsonl", "videomme", "mvbench", "nextqa", "vmevalkit")
+DATASET_FORMATS = ("jsonl", "videomme", "mvbench", "nextqa", "vmevalkit", "vmevalkit-outputs")
 VIDEO_KEYS = tuple(f.name for f in fields(VideoConfig))
 DECODE_KEYS = tuple(f.name for f in fields(DecodeConfig))
 VISION_KEYS = ("short_side", "max_num_tiles")
@@ -493,6 +493,7 @@ def build_run_config(
     frame_cache: str | None = None,
     frame_cache_gb: float | None = None,
     prefetch: int = 2,
+    all_runs: bool = False,
 ) -> RunConfig:
     model_cfg = resolve_model(model)
     backend = backend or model_cfg.engine
@@ -513,6 +514,8 @@ def build_run_config(
         root = named_roots.get(cfg.name, default_root if cfg.format != "jsonl" else None)
         if root is not None:
             cfg = cfg.with_root(root)
+        if all_runs and cfg.format == "vmevalkit-outputs":
+            cfg = replace(cfg, source=dict(cfg.source, all_runs=True))
         check_dataset_data(cfg)
         resolved.append(cfg)
     resolved = tuple(resolved)

@@ -45,8 +45,14 @@ def load_media(sample: Sample, video: VideoConfig) -> VideoInput:
         )
     else:
         frames, selection = read_image_frames(list(sample.frames or ()), video.max_frames)
+    reference = read_image_frames([sample.reference], 1)[0][0] if sample.reference else None
     return VideoInput(
-        item_id=sample.id, frames=tuple(frames), selection=selection, source=sample.media_path, dataset=sample.dataset
+        item_id=sample.id,
+        frames=tuple(frames),
+        selection=selection,
+        source=sample.media_path,
+        dataset=sample.dataset,
+        reference=reference,
     )
 
 
@@ -126,7 +132,8 @@ class Evaluator:
             selection = media.selection
         else:
             frames, selection = hit
-        return VideoInput(sample.id, tuple(frames), selection, sample.media_path, sample.dataset)
+        reference = read_image_frames([sample.reference], 1)[0][0] if sample.reference else None
+        return VideoInput(sample.id, tuple(frames), selection, sample.media_path, sample.dataset, reference)
 
     def prefetch(self, samples: Sequence[Sample]) -> None:
         """Start decoding these items' frames in a background thread while the engine works."""
@@ -260,4 +267,5 @@ class Evaluator:
             categories=dict(sample.categories),
             cluster=sample.cluster_key,
             media=sample.media_path,
+            meta=dict(sample.meta),
         )

@@ -45,7 +45,9 @@ class FrameCache:
         return content_hash(path, self.root / "hashes")
 
     def key(self, sample: Sample, video: VideoConfig) -> str:
-        media = [sample.video] if sample.video is not None else list(sample.frames or ())
+        media = ([sample.video] if sample.video is not None else list(sample.frames or ())) + (
+            [sample.reference] if sample.reference else []
+        )
         parts = {
             "v": CACHE_VERSION,
             "media": [self.content_hash(m) for m in media],

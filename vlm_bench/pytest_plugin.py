@@ -21,6 +21,7 @@ import pytest
 from vlm_bench.config import ConfigError, RunConfig, build_run_config, run_fingerprint
 from vlm_bench.datasets import DatasetError, load_samples, select_samples
 from vlm_bench.evaluate import Evaluator
+from vlm_bench.grading import format_grading, grading_summary, is_graded, write_output_tree
 from vlm_bench.options import add_options
 from vlm_bench.progress import progress_line
 from vlm_bench.results import (
@@ -113,6 +114,7 @@ def run_config_from_pytest(config: pytest.Config) -> RunConfig:
         limit=opt("vlm_limit"),
         categories=opt("vlm_categories") or (),
         shard=opt("vlm_shard"),
+        all_runs=opt("vlm_all_runs"),
         frame_cache=opt("vlm_frame_cache"),
         frame_cache_gb=opt("vlm_frame_cache_gb"),
         prefetch=opt("vlm_prefetch"),
@@ -344,6 +346,13 @@ class VlmBenchSession:
             return
         self.writer.close()
         summary = summarize(self.records, self.run.min_pass_rate, self.breakdowns)
+        if any(is_graded(r) for r in self.records):
+            summary["vmevalkit"] = grading_summary(self.records)
+            judge = {"judge_model": self.run.model.name, "backend": self.run.backend, "quant": self.run.quant}
+            for dataset in self.run.datasets:
+                if dataset.format == "vmevalkit-outputs":
+                    mine = [r for r in self.records if r["dataset"] == dataset.name]
+                    write_output_tree(self.results_dir, mine, Path(dataset.root).name, judge)
         summary["results_dir"] = str(self.results_dir)
         summary["reused"] = self.reused_count
         summary["workers"] = dict(sorted(self.workers.items()))
@@ -368,6 +377,10 @@ class VlmBenchSession:
             terminalreporter.write_line(line)
         if self.reused_count:
             terminalreporter.write_line(f"reused {self.reused_count} finished items from the resumed run")
+        if "vmevalkit" in self.summary:
+            terminalreporter.write_line("video-generation models, judged (pass rate per domain):")
+            for line in format_grading(self.summary["vmevalkit"]):
+                terminalreporter.write_line(line)
         terminalreporter.write_line(f"results: {self.results_dir / ITEMS_FILE}, {self.results_dir / SUMMARY_FILE}")
 
 

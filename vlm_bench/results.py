@@ -227,7 +227,7 @@ def clustered_ci(outcomes: list[tuple[str, float]], z: float = Z95) -> list[floa
     return [round(max(0.0, p - half), 6), round(min(1.0, p + half), 6)]
 
 
-class _Bucket:
+class RateBucket:
     def __init__(self) -> None:
         self.total = self.passed = self.errors = self.truncated = self.unscored = 0
         self.outcomes: list[tuple[str, float]] = []
@@ -268,11 +268,11 @@ def summarize(
     items over scored items (an errored item counts as not passed; an unscored item, with
     no checkable answer, is left out), so it equals the share of passed tests. Each rate
     carries a 95% interval clustered by video."""
-    overall = _Bucket()
-    per_dataset: dict[str, _Bucket] = defaultdict(_Bucket)
-    per_category: dict[str, _Bucket] = defaultdict(_Bucket)
+    overall = RateBucket()
+    per_dataset: dict[str, RateBucket] = defaultdict(RateBucket)
+    per_category: dict[str, RateBucket] = defaultdict(RateBucket)
     dims = [tuple(b) for b in breakdowns]
-    per_breakdown: dict[str, dict[str, _Bucket]] = defaultdict(lambda: defaultdict(_Bucket))
+    per_breakdown: dict[str, dict[str, RateBucket]] = defaultdict(lambda: defaultdict(RateBucket))
     latencies = []
     for rec in records:
         overall.add(rec)

@@ -173,6 +173,29 @@ def score_mc(prediction: str, answer: str, options: Sequence[str] = ()) -> Score
     return Score("mc", float(ok), ok, got)
 
 
+# ---------------------------------------------------------------- yes / no
+
+_YESNO = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
+
+
+def extract_yesno(prediction: str) -> str | None:
+    """'Yes.', 'No, it does not.', 'The answer is yes': the first yes/no word; None when
+    there is none, or when the answer says both before committing ('yes or no')."""
+    words = [w.lower() for w in _YESNO.findall(prediction or "")]
+    if not words or (len(words) > 1 and words[0] != words[1] and re.search(r"\byes\s+or\s+no\b", prediction, re.I)):
+        return None
+    return words[0]
+
+
+def score_yesno(prediction: str, answer: str, options: Sequence[str] = ()) -> Score:
+    want = normalize_text(answer)
+    if want not in ("yes", "no"):
+        raise ValueError(f"yesno scorer: answer {answer!r} is neither yes nor no")
+    got = extract_yesno(prediction)
+    ok = got is not None and got == want
+    return Score("yesno", float(ok), ok, got)
+
+
 # ---------------------------------------------------------------- registry
 
 SCORERS: Mapping[str, Callable[..., Score]] = {
@@ -181,6 +204,7 @@ SCORERS: Mapping[str, Callable[..., Score]] = {
     "mc": score_mc,
     "contains": score_contains,
     "numeric": score_numeric,
+    "yesno": score_yesno,
 }
 SCORER_ARGS: Mapping[str, tuple[str, ...]] = {
     "numeric": ("abs_tol", "rel_tol"),
@@ -203,6 +227,8 @@ def check_scorer(name: str, args: Mapping[str, Any], answer: str | None, options
         answer_letter(answer, options)
     elif name == "numeric" and extract_number(answer) is None:
         raise ValueError(f"numeric scorer: answer {answer!r} holds no number")
+    elif name == "yesno" and normalize_text(answer) not in ("yes", "no"):
+        raise ValueError(f"yesno scorer: answer {answer!r} is neither yes nor no")
 
 
 def score_prediction(

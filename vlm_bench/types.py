@@ -58,6 +58,8 @@ class Sample:
     bound: tuple[float, float] | None = None  # (start, end) seconds the sampler stays inside
     frame_fps: float | None = None  # the frame rate of a folder of frames (their files carry none)
     subtitles: str | None = None  # an .srt file whose lines at the sampled frames join the prompt
+    reference: str | None = None  # an image shown after the frames (e.g. a task's goal state)
+    meta: Mapping[str, Any] = field(default_factory=dict)  # format-specific data carried to the record
 
     @property
     def uid(self) -> str:
@@ -99,6 +101,7 @@ class VideoInput:
     selection: FrameSelection
     source: str
     dataset: str = ""
+    reference: np.ndarray | None = None  # an image after the frames, labelled in the prompt
 
     def timestamps(self) -> list[float] | None:
         """Seconds into the video of each frame, when the frame rate is known."""
@@ -151,6 +154,7 @@ class ItemRecord:
     categories: Mapping[str, str] = field(default_factory=dict)
     cluster: str | None = None
     media: str | None = None  # the video file, frame folder or image files the item is about
+    meta: Mapping[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

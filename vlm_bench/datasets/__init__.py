@@ -11,6 +11,7 @@ from vlm_bench.datasets.mvbench import load_mvbench
 from vlm_bench.datasets.nextqa import load_nextqa
 from vlm_bench.datasets.videomme import load_videomme
 from vlm_bench.datasets.vmevalkit import load_vmevalkit
+from vlm_bench.datasets.vmevalkit_outputs import load_vmevalkit_outputs
 from vlm_bench.types import Sample
 
 __all__ = ["DatasetError", "load_samples", "select_samples"]
@@ -21,6 +22,7 @@ LOADERS: dict[str, Callable[[DatasetConfig], list[Sample]]] = {
     "mvbench": load_mvbench,
     "nextqa": load_nextqa,
     "vmevalkit": load_vmevalkit,
+    "vmevalkit-outputs": load_vmevalkit_outputs,
 }
 
 

@@ -117,12 +117,14 @@ class NativeEngine:
 
     def messages(self, media: VideoInput, prompt: str, model_cfg: ModelConfig) -> list[dict[str, Any]]:
         """One image (dynamic tiles) for a single frame, else a video (one tile per frame)."""
-        visual = {"type": "image"} if _is_image(media) else {"type": "video"}
+        visuals = [{"type": "image"} if _is_image(media) else {"type": "video"}]
+        if media.reference is not None:  # the prompt says what the last image is
+            visuals.append({"type": "image"})
         msgs: list[dict[str, Any]] = []
         system = self.system_prompt(model_cfg)
         if system:
             msgs.append({"role": "system", "content": system})
-        msgs.append({"role": "user", "content": [visual, {"type": "text", "text": prompt}]})
+        msgs.append({"role": "user", "content": [*visuals, {"type": "text", "text": prompt}]})
         return msgs
 
     def prepare_inputs(self, batch: Sequence[tuple[VideoInput, str]], model_cfg: ModelConfig | None = None):
@@ -134,15 +136,19 @@ class NativeEngine:
         ]
         kwargs: dict[str, Any] = {"text": texts, "return_tensors": "pt", "padding": True}
         side = cfg.vision_args.get("short_side")
+        images: list[np.ndarray] = []
         if _is_image(batch[0][0]):
-            kwargs["images"] = [m.frames[0] for m, _ in batch]
-            if cfg.vision_args.get("max_num_tiles"):
-                kwargs["max_patches"] = cfg.vision_args["max_num_tiles"]
+            images = [m.frames[0] for m, _ in batch]
         else:
             kwargs["videos"] = [np.stack(m.frames) for m, _ in batch]
             kwargs["do_sample_frames"] = False  # the shared sampler already chose the frames
             if side:
-                kwargs["size"] = {"height": side, "width": side}
+                kwargs["videos_kwargs"] = {"size": {"height": side, "width": side}}
+        images += [m.reference for m, _ in batch if m.reference is not None]
+        if images:
+            kwargs["images"] = images
+            if cfg.vision_args.get("max_num_tiles"):
+                kwargs["images_kwargs"] = {"max_patches": cfg.vision_args["max_num_tiles"]}
         inputs = self.processor(**kwargs)
         return inputs.to(self.model.device, dtype=self.model.dtype)
 
@@ -159,7 +165,7 @@ class NativeEngine:
             raise RuntimeError("NativeEngine.generate called before load()")
         groups: dict[tuple[bool, int], list[int]] = {}
         for i, (media, _) in enumerate(batch):
-            groups.setdefault((_is_image(media), len(media.frames)), []).append(i)
+            groups.setdefault((_is_image(media), len(media.frames), media.reference is not None), []).append(i)
         results: list[Generation | None] = [None] * len(batch)
         for indices in groups.values():
             for i, gen in zip(indices, self._generate_group([batch[i] for i in indices], decode, model_cfg)):

@@ -115,6 +115,16 @@ class FrameFiles:
                 shutil.rmtree(staging, ignore_errors=True)
         return [str(p) for p in names]
 
+    def image_path(self, image: np.ndarray) -> str:
+        path = self.root / "images" / f"{hashlib.sha256(image.tobytes() + str(image.shape).encode()).hexdigest()[:32]}.png"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".png")
+            os.close(fd)
+            cv2.imwrite(tmp, cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+            os.replace(tmp, path)
+        return str(path)
+
 
 class VLMEvalKitEngine:
     name = "vlmeval"
@@ -160,7 +170,10 @@ class VLMEvalKitEngine:
             )
 
     def message(self, media: VideoInput, prompt: str) -> list[dict[str, str]]:
-        return [{"type": "image", "value": p} for p in self.frames.paths(media)] + [{"type": "text", "value": prompt}]
+        images = [{"type": "image", "value": p} for p in self.frames.paths(media)]
+        if media.reference is not None:  # one more image after the frames; the prompt labels it
+            images.append({"type": "image", "value": self.frames.image_path(media.reference)})
+        return images + [{"type": "text", "value": prompt}]
 
     def generate_video(
         self, media: VideoInput, prompt: str, decode: DecodeConfig, model_cfg: ModelConfig | None = None

@@ -1,0 +1,145 @@
+"""Videos that VMEvalKit's generation models made, graded by a video-QA model.
+
+The root is an experiment folder of VMEvalKit's outputs, in either layout:
+
+    <root>/<model>/<domain>_task/<task_id>/<run_id>/video/*.mp4   (older, with metadata.json)
+    <root>/<model>/<domain>_task/<task_id>/video/video.mp4        (newer)
+
+and ``source.questions`` points at the questions tree the videos were made from
+(``<domain>_task/<task_id>/`` with ``prompt.txt``, ``first_frame.png``, ``final_frame.png``,
+``ground_truth.mp4``, ``question_metadata.json``; VMEvalKit's ``data/questions``, by
+default ``<root>/../../questions``). Each generated video gives one item per check:
+
+- goal: the video's frames and then the task's ``final_frame.png``; does the video end in
+  that state? (yes/no; a generated video should: answer "yes")
+- qa: each ``{"question", "answer"}`` pair in the task metadata's ``questions`` list.
+
+Calibration controls (``source.controls``, on by default) run the same checks on each
+task's ``ground_truth.mp4`` (the judge should pass it) and on a static video of the first
+frame (goal check only; the judge should say "no"). Only the latest run of a task is used
+unless ``source.all_runs`` (``--all-runs``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+from vlm_bench.config import DatasetConfig
+from vlm_bench.datasets.common import DatasetError, check_source_keys, source_setting
+from vlm_bench.datasets.vmevalkit import read_metadata
+from vlm_bench.types import Sample
+
+SOURCE_KEYS = ("questions", "controls", "all_runs", "static_frames")
+GROUND_TRUTH, STATIC = "control:ground_truth", "control:static"
+KIND = "vmevalkit-output"
+
+
+def load_vmevalkit_outputs(dataset: DatasetConfig) -> list[Sample]:
+    src = dataset.source
+    check_source_keys(dataset.name, src, SOURCE_KEYS)
+    root = dataset.media_root
+    questions = (root / source_setting(src, "questions", "../../questions")).resolve()
+    if not questions.is_dir():
+        raise DatasetError(f"dataset {dataset.name!r}: questions tree not found: {questions} (set source.questions)")
+    samples: list[Sample] = []
+    tasks_seen: dict[tuple[str, str], Path] = {}
+    for model_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for task_dir in sorted(model_dir.glob("*_task/*")):
+            if not task_dir.is_dir():
+                continue
+            domain, task_id = task_dir.parent.name.removesuffix("_task"), task_dir.name
+            question_dir = questions / task_dir.parent.name / task_id
+            if not question_dir.is_dir():
+                fallback = [r / "question" for r in task_dir.iterdir() if (r / "question" / "prompt.txt").is_file()]
+                if not fallback:
+                    raise DatasetError(f"{task_dir}: no task folder {question_dir} in the questions tree")
+                question_dir = fallback[0]
+            tasks_seen[(domain, task_id)] = question_dir
+            for run_id, video, run_meta in runs_of(task_dir, all_runs=bool(src.get("all_runs"))):
+                info = {"generator": model_dir.name, "domain": domain, "task_id": task_id, "run_id": run_id,
+                        "video_path": str(video), "question_dir": str(question_dir), "run_metadata": run_meta}
+                samples += checks(dataset, question_dir, model_dir.name, str(video), info, goal_answer="yes", qa=True)
+    if src.get("controls", True):
+        static_frames = int(source_setting(src, "static_frames", 16))
+        for (domain, task_id), question_dir in sorted(tasks_seen.items()):
+            base = {"domain": domain, "task_id": task_id, "run_id": None, "question_dir": str(question_dir), "run_metadata": None}
+            gt = question_dir / "ground_truth.mp4"
+            if gt.is_file():
+                samples += checks(dataset, question_dir, GROUND_TRUTH, str(gt),
+                                  dict(base, generator=GROUND_TRUTH, video_path=str(gt)), goal_answer="yes", qa=True)
+            first = str(question_dir / "first_frame.png")
+            samples += checks(dataset, question_dir, STATIC, (first,) * static_frames,
+                              dict(base, generator=STATIC, video_path=None), goal_answer="no", qa=False)
+    return samples
+
+
+def runs_of(task_dir: Path, all_runs: bool) -> list[tuple[str | None, Path, Mapping[str, Any] | None]]:
+    """(run_id, video, metadata) of a task folder: the newer layout's single video, or the
+    older layout's run folders, latest first (by metadata timestamp, then name)."""
+    newer = sorted((task_dir / "video").glob("*.mp4"))
+    if newer:
+        return [(None, newer[0], None)]
+    runs = []
+    for run_dir in (p for p in task_dir.iterdir() if p.is_dir()):
+        videos = sorted((run_dir / "video").glob("*.mp4"))
+        if not videos:
+            continue
+        meta = None
+        if (run_dir / "metadata.json").is_file():
+            try:
+                meta = json.loads((run_dir / "metadata.json").read_text(encoding="utf-8"))
+            except json.JSONDecodeError as exc:
+                raise DatasetError(f"{run_dir / 'metadata.json'}: not valid JSON ({exc.msg})") from exc
+        stamp = str(((meta or {}).get("inference") or {}).get("timestamp") or "")
+        runs.append((stamp, run_dir.name, videos[0], meta))
+    runs.sort(reverse=True)
+    chosen = runs if all_runs else runs[:1]
+    return [(name, video, meta) for _, name, video, meta in chosen]
+
+
+def checks(
+    dataset: DatasetConfig,
+    question_dir: Path,
+    generator: str,
+    media: str | tuple[str, ...],
+    info: Mapping[str, Any],
+    goal_answer: str,
+    qa: bool,
+) -> list[Sample]:
+    prompt = (question_dir / "prompt.txt").read_text(encoding="utf-8").strip()
+    metadata = read_metadata(question_dir)
+    prefix = "/".join(x for x in (generator, info["domain"], info["task_id"], info.get("run_id")) if x)
+    media_kw = {"video": media} if isinstance(media, str) else {"frames": media}
+    common = dict(dataset=dataset.name, category=generator, cluster=str(media if isinstance(media, str) else prefix), **media_kw)
+    out = []
+    final = question_dir / "final_frame.png"
+    if final.is_file():
+        out.append(Sample(
+            id=f"{prefix}/goal",
+            question=dataset.prompt_template("vmevalkit_goal_check").format(prompt=prompt),
+            answer=goal_answer,
+            scorer="yesno",
+            reference=str(final),
+            categories={"generator": generator, "domain": info["domain"], "check": "goal"},
+            meta=dict(info, kind=KIND, check="goal", prompt=prompt, question_data=dict(metadata)),
+            source=str(question_dir),
+            **common,
+        ))
+    pairs = (metadata.get("questions") or []) if qa else []
+    for i, pair in enumerate(pairs):
+        if not isinstance(pair, Mapping) or "question" not in pair or "answer" not in pair:
+            raise DatasetError(f"{question_dir / 'question_metadata.json'}: questions[{i}] needs 'question' and 'answer'")
+        out.append(Sample(
+            id=f"{prefix}/qa{i}",
+            question=str(pair["question"]),
+            answer=str(pair["answer"]),
+            scorer=str(pair.get("scorer", "normalized")),
+            scorer_args=dict(pair.get("scorer_args", {})),
+            categories={"generator": generator, "domain": info["domain"], "check": "qa"},
+            meta=dict(info, kind=KIND, check=f"qa{i}", prompt=prompt, question_data=dict(metadata)),
+            source=str(question_dir),
+            **common,
+        ))
+    return out
