@@ -4,7 +4,6 @@
 import json
 from dataclasses import replace
 
-import numpy as np
 import pytest
 
 from conftest import EVAL_TEST, FIXTURES, read_jsonl

@@ -8,7 +8,7 @@ from vlm_bench.config import build_run_config, load_dataset_config
 from vlm_bench.datasets import load_samples
 from vlm_bench.evaluate import Evaluator, load_media
 from vlm_bench.runners.mock_backend import MockEngine
-from vlm_bench.types import DecodeConfig, Sample, VideoConfig
+from vlm_bench.types import DecodeConfig, VideoConfig
 
 pytestmark = pytest.mark.smoke
 

@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from conftest import EVAL_TEST, SMOKE_JSONL, SQUARE_MP4, read_jsonl
+from conftest import EVAL_TEST, SMOKE_JSONL, read_jsonl
 from vlm_bench.config import build_run_config, resolve_model
 from vlm_bench.datasets import load_samples
 from vlm_bench.evaluate import Evaluator, load_media
@@ -273,8 +273,8 @@ def test_native_suite_end_to_end_twice_identical(pytester):
 
 def test_plugin_batches_upcoming_items(pytester, monkeypatch):
     model = pytester.path / "batched.yaml"
-    model.write_text(f"family: internvl3\nengine: native\nlocal_build: tiny-internvl3\nbatch_size: 4\n"
-                     f"vision_args: {{short_side: 64}}\nvideo: {{max_frames: 8}}\n")
+    model.write_text("family: internvl3\nengine: native\nlocal_build: tiny-internvl3\nbatch_size: 4\n"
+                     "vision_args: {short_side: 64}\nvideo: {max_frames: 8}\n")
     calls = []
     original = NativeEngine.generate
     monkeypatch.setattr(NativeEngine, "generate", lambda self, b, d, model_cfg=None: calls.append(len(b)) or original(self, b, d, model_cfg))

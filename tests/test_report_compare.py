@@ -1,7 +1,6 @@
 """vlm-bench report, compare and the progress line."""
 
 import base64
-import json
 import re
 import subprocess
 import sys

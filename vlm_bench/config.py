@@ -35,6 +35,12 @@ DEFAULT_PROMPTS = {
 }
 
 
+def cache_root() -> Path:
+    """Where vlm-bench keeps what it builds or writes once (the tiny model, frame files):
+    $VLM_BENCH_CACHE, else ~/.cache/vlm-bench."""
+    return Path(os.environ.get("VLM_BENCH_CACHE", Path.home() / ".cache" / "vlm-bench"))
+
+
 class ConfigError(ValueError):
     """A configuration is wrong; the session stops before any item runs."""
 

@@ -45,15 +45,18 @@ def load_media(sample: Sample, video: VideoConfig) -> VideoInput:
         )
     else:
         frames, selection = read_image_frames(list(sample.frames or ()), video.max_frames)
-    reference = read_image_frames([sample.reference], 1)[0][0] if sample.reference else None
     return VideoInput(
         item_id=sample.id,
         frames=tuple(frames),
         selection=selection,
         source=sample.media_path,
         dataset=sample.dataset,
-        reference=reference,
+        reference=reference_image(sample),
     )
+
+
+def reference_image(sample: Sample):
+    return read_image_frames([sample.reference], 1)[0][0] if sample.reference else None
 
 
 def describe_error(exc: Exception, sample: Sample) -> str:
@@ -65,7 +68,8 @@ def describe_error(exc: Exception, sample: Sample) -> str:
 
 
 class Evaluator:
-    """Holds the one engine of a session and evaluates items one at a time.
+    """Holds the one engine of a session and turns items into records: one at a time, or
+    in batches of ``model.batch_size``, with frames decoded ahead or cached when asked.
 
     ``load()`` builds the engine once; if that fails, every item's record carries the
     load error instead of the session crashing."""
@@ -127,13 +131,11 @@ class Evaluator:
         hit = self.cache.get(key)
         if hit is None:
             media = load_media(sample, video)
-            frames = [resize_short_side(f, self.cache.side) for f in media.frames]
+            frames = tuple(resize_short_side(f, self.cache.side) for f in media.frames)
             self.cache.put(key, frames, media.selection)
-            selection = media.selection
-        else:
-            frames, selection = hit
-        reference = read_image_frames([sample.reference], 1)[0][0] if sample.reference else None
-        return VideoInput(sample.id, tuple(frames), selection, sample.media_path, sample.dataset, reference)
+            return replace(media, frames=frames)
+        frames, selection = hit
+        return VideoInput(sample.id, tuple(frames), selection, sample.media_path, sample.dataset, reference_image(sample))
 
     def prefetch(self, samples: Sequence[Sample]) -> None:
         """Start decoding these items' frames in a background thread while the engine works."""

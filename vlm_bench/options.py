@@ -9,34 +9,28 @@ from typing import Any, Callable, Mapping
 from vlm_bench.types import BACKENDS, FRAME_STRATEGIES, QUANTIZATIONS
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
-    return value
+def _checked(cast: Callable[[str], Any], expected: str, ok: Callable[[Any], bool]) -> Callable[[str], Any]:
+    """An argparse ``type=`` that parses with ``cast`` and rejects values failing ``ok``;
+    argparse (and pytest) turn the error into a usage message."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    return parse
 
 
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
-    return value
-
-
-def unit_rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a rate between 0 and 1, got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a rate between 0 and 1 (0.8 means 80%), got {text!r}")
-    return value
+integer = _checked(int, "a whole number", lambda v: True)
+positive_int = _checked(int, "a whole number >= 1", lambda v: v >= 1)
+non_negative_int = _checked(int, "a whole number >= 0", lambda v: v >= 0)
+positive_float = _checked(float, "a number > 0", lambda v: v > 0)
+non_negative_float = _checked(float, "a number >= 0", lambda v: v >= 0)
+unit_rate = _checked(float, "a rate between 0 and 1 (0.8 means 80%)", lambda v: 0.0 <= v <= 1.0)
 
 
 def comma_list(text: str) -> list[str]:
@@ -55,33 +49,6 @@ def shard_spec(text: str) -> tuple[int, int]:
     if not sep or n < 1 or not 0 <= i < n:
         raise argparse.ArgumentTypeError(f"expected I/N with 0 <= I < N, got {text!r}")
     return i, n
-
-
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return value
-
-
-def integer(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
 
 
 @dataclass(frozen=True)

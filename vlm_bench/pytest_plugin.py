@@ -8,6 +8,7 @@ of an environment where vlm-bench is installed; it does nothing until a test ask
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import sys
@@ -63,8 +64,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config: pytest.Config) -> None:
     # With pytest-xdist's -n and no --dist, keep each video's questions on one worker so
-    # its frames are decoded once (see VlmBenchSession.pytest_xdist_make_scheduler).
-    if getattr(config.option, "numprocesses", None) and getattr(config.option, "dist", "no") == "no":
+    # its frames are decoded once (see VlmBenchSession.pytest_xdist_make_scheduler). Only
+    # for sessions with vlm-bench datasets: other projects' xdist runs stay as they were.
+    has_data = config.getoption("vlm_datasets") or config.getini("vlm_bench_datasets")
+    if has_data and getattr(config.option, "numprocesses", None) and getattr(config.option, "dist", "no") == "no":
         config.option.dist = "loadgroup"
 
 
@@ -74,7 +77,6 @@ def pytest_configure(config: pytest.Config) -> None:
     workerinput = getattr(config, "workerinput", {})
     if workerinput.get(GPUS_INPUT) is not None:  # an xdist worker: pin before anything initialises CUDA
         os.environ["CUDA_VISIBLE_DEVICES"] = workerinput[GPUS_INPUT]
-
     if config.option.help:
         return
     try:
@@ -173,8 +175,16 @@ class VlmBenchSession:
             self._evaluator.load()
         return self._evaluator
 
-    def worker_id(self) -> str:
-        return getattr(self.config, "workerinput", {}).get("workerid", "main")
+    def worker_info(self) -> dict[str, Any]:
+        """This process's engine loads, GPUs and frame-cache use, for the summary."""
+        ev = self.evaluator()
+        return {
+            "worker": getattr(self.config, "workerinput", {}).get("workerid", "main"),
+            "engine_loads": ev.load_count,
+            "load_seconds": ev.load_seconds,
+            "gpus": os.environ.get("CUDA_VISIBLE_DEVICES"),
+            "frame_cache": {"hits": ev.cache.hits, "misses": ev.cache.misses} if ev.cache else None,
+        }
 
     def item_ids(self, samples: list[Sample]) -> list[str]:
         if len(self.run.datasets) == 1:
@@ -241,9 +251,9 @@ class VlmBenchSession:
     @pytest.hookimpl(optionalhook=True, tryfirst=True)
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
         """pytest-xdist, controller side: under --dist loadgroup, items about one video form
-        one work unit (other tests keep their xdist_group marks, or run one by one). Done
-        here rather than with xdist_group marks: pytest 9 node ids no longer take the
-        group suffix xdist 3.8 writes into them."""
+        one work unit; other tests are units of their own. Done here rather than with
+        xdist_group marks: pytest 9 node ids no longer take the group suffix xdist 3.8
+        writes into them, so those marks group nothing."""
         if config.getvalue("dist") != "loadgroup":
             return None
         from xdist.scheduler import LoadScopeScheduling
@@ -295,10 +305,11 @@ class VlmBenchSession:
 
     @pytest.hookimpl
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        self.total_items = sum(
-            1 for it in session.items if "vlm_item" in getattr(getattr(it, "callspec", None), "params", {})
-            and it.originalname == "test_video_qa"
-        )
+        self.total_items = len({
+            it.callspec.params["vlm_item"].uid
+            for it in session.items
+            if "vlm_item" in getattr(getattr(it, "callspec", None), "params", {}) and not it.get_closest_marker("benchmark")
+        })
 
     def show_progress(self) -> bool:
         mode = self.config.getoption("vlm_progress")
@@ -385,8 +396,6 @@ class VlmBenchSession:
 
 
 def _group_name(sample: Sample) -> str:
-    import hashlib
-
     return "vlm-" + hashlib.sha1(sample.cluster_key.encode("utf-8")).hexdigest()[:12]
 
 
@@ -422,16 +431,8 @@ def vlm_evaluate(request: pytest.FixtureRequest):
         props.append((RECORD_KEY, record.as_dict()))
         if reused:
             props.append((REUSED_KEY, True))
-        elif session._evaluator is not None:
-            ev = session._evaluator
-            cache = ev.cache
-            props.append((WORKER_KEY, {
-                "worker": session.worker_id(),
-                "engine_loads": ev.load_count,
-                "load_seconds": ev.load_seconds,
-                "gpus": os.environ.get("CUDA_VISIBLE_DEVICES"),
-                "frame_cache": {"hits": cache.hits, "misses": cache.misses} if cache else None,
-            }))
+        else:
+            props.append((WORKER_KEY, session.worker_info()))
         return record
 
     return evaluate

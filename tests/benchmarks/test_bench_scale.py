@@ -3,13 +3,12 @@
 clip is generated once (about a minute) into $VLM_BENCH_CACHE/bench."""
 
 import json
-import os
 import time
-from pathlib import Path
 
 import pytest
 
 from conftest import EVAL_TEST, SQUARE_MP4
+from vlm_bench.config import cache_root
 from vlm_bench.utils.synthetic import band_index, make_long_video
 from vlm_bench.utils.video import select_frames
 
@@ -19,7 +18,7 @@ ITEMS = 10_000
 
 @pytest.fixture(scope="module")
 def long_clip():
-    cache = Path(os.environ.get("VLM_BENCH_CACHE", Path.home() / ".cache" / "vlm-bench")) / "bench"
+    cache = cache_root() / "bench"
     path = cache / "long_720p_10min.mp4"
     if not path.exists():
         cache.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from vlm_bench.config import cache_root
+
 # Bump when the build changes, so cached copies are rebuilt.
 BUILD_VERSION = "2"
 IMAGE_SIZE = 64
@@ -71,10 +73,6 @@ _CORPUS = [
     "The camera rotates by 90 180 270 360 degrees around the sculpture on the table.",
     "user assistant system question answer video image frame",
 ]
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("VLM_BENCH_CACHE", Path.home() / ".cache" / "vlm-bench"))
 
 
 def build_tokenizer():
@@ -153,7 +151,7 @@ def build_tiny_internvl(output_dir: str | os.PathLike, seed: int = 0) -> Path:
     # The default 0.02 init makes a tiny model repeat one token whatever it sees; wider
     # weights make its (meaningless) answers depend on the frames and the prompt.
     with torch.no_grad():
-        for name, param in model.named_parameters():
+        for param in model.parameters():
             if param.dim() > 1:
                 param.normal_(0.0, WEIGHT_STD)
     model.generation_config.eos_token_id = config.text_config.eos_token_id
@@ -177,7 +175,7 @@ def build_tiny_internvl(output_dir: str | os.PathLike, seed: int = 0) -> Path:
 
 def ensure_tiny_internvl(cache_dir: str | os.PathLike | None = None, seed: int = 0) -> Path:
     """The cached tiny checkpoint, built on first use (atomically, safe with parallel workers)."""
-    root = Path(cache_dir) if cache_dir else default_cache_dir()
+    root = Path(cache_dir) if cache_dir else cache_root()
     target = root / f"tiny-internvl3-v{BUILD_VERSION}-seed{seed}"
     if (target / "vlm_bench_build.json").is_file():
         return target
@@ -199,4 +197,4 @@ LOCAL_BUILDS = {"tiny-internvl3": ensure_tiny_internvl}
 
 
 if __name__ == "__main__":
-    print(build_tiny_internvl(sys.argv[1] if len(sys.argv) > 1 else default_cache_dir() / "tiny-internvl3-manual"))
+    print(build_tiny_internvl(sys.argv[1] if len(sys.argv) > 1 else cache_root() / "tiny-internvl3-manual"))

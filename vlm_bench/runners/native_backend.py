@@ -56,7 +56,6 @@ class NativeEngine:
         self.model = None
         self.processor = None
         self.source: str | None = None
-        self.load_seconds: float | None = None
 
     # ------------------------------------------------------------ loading
 
@@ -76,7 +75,6 @@ class NativeEngine:
         import torch
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
-        started = time.perf_counter()
         cfg = self.model_cfg
         source = self.model_source()
         self.source = source
@@ -106,7 +104,6 @@ class NativeEngine:
             check_quantized(model, self.quant)
         self.model = model.eval()
         self.processor = processor
-        self.load_seconds = time.perf_counter() - started
 
     # ------------------------------------------------------------ generation
 

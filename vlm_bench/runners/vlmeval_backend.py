@@ -29,7 +29,7 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
-from vlm_bench.config import ModelConfig
+from vlm_bench.config import ModelConfig, cache_root
 from vlm_bench.frame_cache import content_hash
 from vlm_bench.types import DecodeConfig, Generation, VideoInput
 
@@ -134,7 +134,7 @@ class VLMEvalKitEngine:
         self.seed = seed
         self.model = None
         self.model_name: str | None = None
-        root = frames_dir or Path(os.environ.get("VLM_BENCH_CACHE", Path.home() / ".cache" / "vlm-bench")) / "vlmeval"
+        root = frames_dir or cache_root() / "vlmeval"
         self.frames = FrameFiles(root)
         self._modality = None
         self._warned: set[str] = set()
