@@ -210,8 +210,8 @@ def test_gpu_marker_skips_with_a_reason(suite, monkeypatch):
     import vlm_bench.pytest_plugin as plugin
 
     monkeypatch.setattr(plugin, "gpu_unavailable_reason", lambda: "needs a CUDA GPU: none is visible to torch")
-    suite.makepyfile(test_gpu="import pytest\n@pytest.mark.gpu\ndef test_on_gpu():\n    assert False\n")
-    result = run(suite, "test_gpu.py", "-rs")
+    suite.makepyfile(test_gpu_marker_probe="import pytest\n@pytest.mark.gpu\ndef test_on_gpu():\n    assert False\n")
+    result = run(suite, "test_gpu_marker_probe.py", "-rs")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["*needs a CUDA GPU: none is visible to torch*"])
 

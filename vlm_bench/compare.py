@@ -150,7 +150,7 @@ def plot_frames_sweep(points: Sequence[Mapping[str, Any]], path: str | Path) -> 
     ax.set_xticks(xs, [str(x) for x in xs])
     ax.set_xlabel("frames per video (max_frames)")
     ax.set_ylabel("pass rate (%)")
-    ax.set_ylim(0, 100)
+    ax.set_ylim(0, 102)
     ax.set_title("Pass rate vs frames (95% interval clustered by video)")
     path = Path(path)
     path.write_bytes(_png(fig))
