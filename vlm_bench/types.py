@@ -126,9 +126,6 @@ class Score:
     extracted: str | None = None  # what the scorer read from the prediction (e.g. the letter)
 
 
-TIMING_FIELDS = ("latency_ms",)
-
-
 @dataclass(frozen=True)
 class ItemRecord:
     """One line of items.jsonl. Field order is the on-disk order."""

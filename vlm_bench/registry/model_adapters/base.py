@@ -43,7 +43,9 @@ class ModelAdapter:
         self._engine.load()
 
     def default_decode(self) -> dict[str, Any]:
-        return {"temperature": 0.0, "max_new_tokens": 1024, "stop": ()}
+        """The family's decode defaults, below the model YAML's (none here: the built-in
+        DecodeConfig defaults apply)."""
+        return {}
 
     def build_prompt(self, sample: Sample, dataset: DatasetConfig, media: VideoInput | None = None) -> str:
         """The question text from the dataset's template; engines add the image placeholders

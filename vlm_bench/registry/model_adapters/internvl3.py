@@ -6,7 +6,8 @@ from typing import Any
 
 from vlm_bench.registry.model_adapters.base import ModelAdapter
 
-# The system message InternVL3's own chat() always sends (model card recipe).
+# The system message InternVL3's own chat() always sends (model card recipe); the native
+# engine sends it unless the model YAML sets system_prompt ("" for none).
 INTERNVL3_SYSTEM_PROMPT = (
     "你是书生·万象，英文名是InternVL，是由上海人工智能实验室、清华大学及多家合作单位联合开发的多模态大语言模型。"
 )
@@ -18,6 +19,3 @@ class InternVL3Adapter(ModelAdapter):
     def default_decode(self) -> dict[str, Any]:
         # Long-form answers must not be cut: 1024 new tokens, greedy, no stop strings.
         return {"temperature": 0.0, "max_new_tokens": 1024, "stop": ()}
-
-    def system_prompt(self) -> str:
-        return self.model_cfg.system_prompt if self.model_cfg.system_prompt is not None else INTERNVL3_SYSTEM_PROMPT
