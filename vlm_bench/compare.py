@@ -10,7 +10,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from vlm_bench.results import ITEMS_FILE, RUN_FILE, SUMMARY_FILE, read_records, record_uid
+from vlm_bench.results import ITEMS_FILE, RUN_FILE, SUMMARY_FILE, fmt_rate, read_records, record_uid, settings_diff
 
 
 def load_run(results_dir: str | Path) -> dict[str, Any]:
@@ -68,24 +68,12 @@ def _outcome(record: Mapping[str, Any]) -> bool | None:
     return record.get("passed")
 
 
-def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
-    if isinstance(a, Mapping) and isinstance(b, Mapping):
-        out: list[str] = []
-        for key in sorted(set(a) | set(b), key=str):
-            out += _diff_keys(a.get(key), b.get(key), f"{prefix}{key}.")
-        return out
-    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-        out = []
-        for i, (x, y) in enumerate(zip(a, b)):
-            out += _diff_keys(x, y, f"{prefix}{i}.")
-        return out
-    return [] if a == b else [prefix.rstrip(".")]
+def _diff_keys(a: Any, b: Any) -> list[str]:
+    return [key for key, _, _ in settings_diff(a, b)]
 
 
 def format_comparison(c: Mapping[str, Any]) -> list[str]:
-    def pct(x: float | None) -> str:
-        return "-" if x is None else f"{100 * x:.1f}%"
-
+    pct = fmt_rate
     diff = "-" if c["difference"] is None else f"{100 * c['difference']:+.1f} points"
     lines = [
         f"A: {c['a']}",

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from vlm_bench.datasets.vmevalkit_outputs import GROUND_TRUTH, KIND, STATIC
-from vlm_bench.results import RateBucket, write_json_atomic
+from vlm_bench.results import RateBucket, fmt_rate, write_json_atomic
 
 
 def is_graded(record: Mapping[str, Any]) -> bool:
@@ -65,7 +65,7 @@ def _overlaps(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
 
 def format_grading(summary: Mapping[str, Any]) -> list[str]:
     def pct(b: Mapping[str, Any] | None) -> str:
-        return "-" if not b or b.get("pass_rate") is None else f"{100 * b['pass_rate']:.0f}%"
+        return fmt_rate(b.get("pass_rate") if b else None, digits=0)
 
     domains = sorted({d for m in summary["models"].values() for d in m["per_domain"]}
                      | {d for c in summary["controls"].values() for d in c["per_domain"]})

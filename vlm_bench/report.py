@@ -14,19 +14,15 @@ from typing import Any, Mapping, Sequence
 import cv2
 import numpy as np
 
-from vlm_bench.results import ITEMS_FILE, SUMMARY_FILE, read_records
+from vlm_bench.results import ITEMS_FILE, SUMMARY_FILE, fmt_interval, fmt_rate, read_records
 from vlm_bench.utils.video import IMAGE_SUFFIXES, MediaError, open_reader
 
 THUMB_HEIGHT = 96
 MAX_FAILED_SHOWN = 50
 
 
-def _pct(rate: float | None) -> str:
-    return "-" if rate is None else f"{100 * rate:.1f}%"
-
-
 def _ci(ci: Sequence[float] | None) -> str:
-    return "-" if not ci else f"{100 * ci[0]:.1f}-{100 * ci[1]:.1f}%"
+    return fmt_interval(ci) + "%" if ci else "-"
 
 
 def _pyplot():
@@ -136,7 +132,7 @@ def build_report(results_dir: str | os.PathLike) -> tuple[str, str]:
     md += [f"- datasets: {', '.join(d['name'] for d in config.get('datasets', []))}", ""]
     md += ["| scope | passed | scored | pass rate | 95% CI | errors | truncated | unscored |", "|---|---|---|---|---|---|---|---|"]
     md += [
-        f"| {n} | {b['passed']} | {b['scored']} | {_pct(b['pass_rate'])} | {_ci(b['ci95'])} | {b['errors']} | {b['truncated']} | {b['unscored']} |"
+        f"| {n} | {b['passed']} | {b['scored']} | {fmt_rate(b['pass_rate'])} | {_ci(b['ci95'])} | {b['errors']} | {b['truncated']} | {b['unscored']} |"
         for n, b in rows
     ]
     md += ["", "![latency](latency.png)" if plots["latency"] else "", "![categories](categories.png)" if plots["categories"] else ""]
@@ -163,7 +159,7 @@ def build_report(results_dir: str | os.PathLike) -> tuple[str, str]:
         "<th>errors</th><th>truncated</th><th>unscored</th></tr>",
     ]
     parts += [
-        f"<tr><td>{esc(n)}</td><td class=num>{b['passed']}</td><td class=num>{b['scored']}</td><td class=num>{_pct(b['pass_rate'])}</td>"
+        f"<tr><td>{esc(n)}</td><td class=num>{b['passed']}</td><td class=num>{b['scored']}</td><td class=num>{fmt_rate(b['pass_rate'])}</td>"
         f"<td class=num>{_ci(b['ci95'])}</td><td class=num>{b['errors']}</td><td class=num>{b['truncated']}</td><td class=num>{b['unscored']}</td></tr>"
         for n, b in rows
     ]

@@ -13,7 +13,7 @@ from collections import defaultdict
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 from vlm_bench.types import ItemRecord
 
@@ -113,14 +113,22 @@ def fingerprint_id(fingerprint: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def fingerprint_diff(old: Any, new: Any, prefix: str = "") -> list[str]:
-    """Dotted keys whose values differ, for messages."""
+def settings_diff(old: Any, new: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """(dotted key, old value, new value) for every setting that differs; lists of equal
+    length are compared item by item (``datasets.0.sha256``)."""
     if isinstance(old, Mapping) and isinstance(new, Mapping):
         out = []
         for key in sorted(set(old) | set(new), key=str):
-            out += fingerprint_diff(old.get(key), new.get(key), f"{prefix}{key}.")
+            out += settings_diff(old.get(key), new.get(key), f"{prefix}{key}.")
         return out
-    return [] if old == new else [f"{prefix.rstrip('.')}: {old!r} -> {new!r}"]
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        return [d for i, (x, y) in enumerate(zip(old, new)) for d in settings_diff(x, y, f"{prefix}{i}.")]
+    return [] if old == new else [(prefix.rstrip("."), old, new)]
+
+
+def fingerprint_diff(old: Any, new: Any) -> list[str]:
+    """The differing settings as "key: old -> new", for messages."""
+    return [f"{key}: {a!r} -> {b!r}" for key, a, b in settings_diff(old, new)]
 
 
 def prepare_results_dir(
@@ -363,13 +371,16 @@ def utc_now() -> str:
 # ---------------------------------------------------------------- text table
 
 
+def fmt_rate(rate: float | None, digits: int = 1) -> str:
+    return "-" if rate is None else f"{100 * rate:.{digits}f}%"
+
+
+def fmt_interval(ci: Sequence[float] | None) -> str:
+    return "-" if not ci else f"{100 * ci[0]:.1f}-{100 * ci[1]:.1f}"
+
+
 def format_table(summary: Mapping[str, Any]) -> list[str]:
-    def pct(rate: float | None) -> str:
-        return "-" if rate is None else f"{100 * rate:.1f}%"
-
-    def interval(ci: list[float] | None) -> str:
-        return "-" if ci is None else f"{100 * ci[0]:.1f}-{100 * ci[1]:.1f}"
-
+    pct, interval = fmt_rate, fmt_interval
     rows = [("overall", summary)]
     rows += [(f"dataset {k}", v) for k, v in summary["per_dataset"].items()]
     rows += [(f"category {k}", v) for k, v in summary["per_category"].items()]
