@@ -128,11 +128,13 @@ def content_hash(path: str | os.PathLike, memo_dir: str | os.PathLike) -> str:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(chunk)
     value = digest.hexdigest()
-    _atomic_write(memo, value.encode())
+    atomic_write_bytes(memo, value.encode())
     return value
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary file beside ``path``, then rename: readers in other processes
+    see the old file or the whole new one."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)

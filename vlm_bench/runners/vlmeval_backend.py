@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 from vlm_bench.config import ModelConfig, cache_root
-from vlm_bench.frame_cache import content_hash
+from vlm_bench.frame_cache import atomic_write_bytes, content_hash
 from vlm_bench.types import DecodeConfig, Generation, VideoInput
 
 MISSING = "VLMEvalKit not installed: pip install 'vlm-bench[vlmeval]'"
@@ -119,10 +119,7 @@ class FrameFiles:
         path = self.root / "images" / f"{hashlib.sha256(image.tobytes() + str(image.shape).encode()).hexdigest()[:32]}.png"
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".png")
-            os.close(fd)
-            cv2.imwrite(tmp, cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-            os.replace(tmp, path)
+            atomic_write_bytes(path, cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))[1].tobytes())
         return str(path)
 
 
