@@ -62,3 +62,38 @@ def test_from_another_directory_pytest_finds_the_plugin(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "9 passed" in proc.stdout
+
+
+def test_run_forwards_pytest_and_plugin_options_without_dashes(tmp_path):
+    """-n 2 (pytest-xdist), -k and -p go to pytest as they are, with no `--` needed."""
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [VLM_BENCH, "run", "--dataset", str(SMOKE_JSONL), "-n", "2", "-p", "no:cacheprovider",
+         "-k", "square", "--results-dir", str(out)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "2 workers" in proc.stdout and "2 passed" in proc.stdout
+    assert sorted(r["id"] for r in read_jsonl(out / "items.jsonl")) == ["square_colour_mc", "square_direction"]
+
+
+def test_run_arguments_after_dashes_still_go_to_pytest():
+    from vlm_bench.cli import parse_args
+
+    args = parse_args(["run", "--dataset", "smoke", "-x", "--", "-k", "square and mc"])
+    assert args.vlm_datasets == ["smoke"] and args.pytest_args == ["-x", "-k", "square and mc"]
+
+
+def test_other_commands_refuse_unknown_arguments(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["models", "-n", "2"])
+    assert exc.value.code == 2 and "unrecognized arguments: -n 2" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("spec", ["2/2", "-1/2", "5/4"])
+def test_shard_out_of_range_states_the_valid_range(spec, capsys):
+    with pytest.raises(SystemExit):
+        main(["run", f"--shard={spec}"])
+    err = capsys.readouterr().err
+    n = int(spec.split("/")[1])
+    assert "counted from 0" in err and f"0 to {n - 1}" in err, err

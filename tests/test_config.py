@@ -143,7 +143,8 @@ def test_catalog_has_every_internvl3_size_with_its_hub_id():
 
 def test_internvl3_38b_has_the_prd_schema():
     raw = yaml.safe_load(open(model_catalog()["internvl3_38b"]))
-    assert raw["family"] == "internvl3" and raw["engine"] == "vlmeval"
+    # the engine the standard install provides; VLMEvalKit is one --backend away
+    assert raw["family"] == "internvl3" and raw["engine"] == "native"
     assert raw["hf_repo"] == "OpenGVLab/InternVL3-38B" and raw["quantization"] == "none"
     assert raw["vision_args"] == {"short_side": 448}
     assert raw["video"] == {"max_frames": 32, "strategy": "uniform", "fps": None, "stride": None}
@@ -160,8 +161,8 @@ def test_model_lookup_by_name_or_path_and_close_matches(model_yaml):
 
 
 def test_backend_rules(dataset_yaml):
-    assert build_run_config(model="internvl3_38b").backend == "vlmeval"  # the YAML's engine
-    assert build_run_config(model="internvl3_38b", backend="native").backend == "native"
+    assert build_run_config(model="internvl3_38b").backend == "native"  # the YAML's engine
+    assert build_run_config(model="internvl3_38b", backend="vlmeval").backend == "vlmeval"
     with pytest.raises(ConfigError, match="runs only with --backend=mock"):
         build_run_config(model="mock", backend="native")
     with pytest.raises(ConfigError, match="applies to the native backend only"):

@@ -1,7 +1,7 @@
 """``vlm-bench``: run evaluations (a pytest session underneath) and list the catalogs.
 
     vlm-bench run --model internvl3_38b --backend native --quant int4 --dataset data.jsonl
-    vlm-bench run --dataset smoke -- -x -q        # arguments after -- go to pytest
+    vlm-bench run --dataset smoke -n 2 -x         # pytest's and its plugins' options pass through
     vlm-bench report RESULTS_DIR
     vlm-bench compare RUN_A RUN_B
     vlm-bench merge SHARD_DIR... --out DIR
@@ -36,10 +36,17 @@ CHECKOUT_EVALS = Path(__file__).resolve().parent.parent / "evals"
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vlm-bench", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run an evaluation (a pytest session over evals/)")
+    run = sub.add_parser(
+        "run",
+        help="run an evaluation (a pytest session over evals/)",
+        description="Run an evaluation: a pytest session over evals/ with these options.",
+        epilog="Every other argument goes to pytest unchanged: its own options and its plugins' "
+        "(-n 2 for pytest-xdist workers, -x, -q, -k EXPR, --benchmark-autosave). "
+        "A -- ends vlm-bench's options; what follows goes to pytest as is.",
+        allow_abbrev=False,  # an abbreviation of ours must not swallow one of pytest's options
+    )
     add_options(run.add_argument)
     run.add_argument("--evals", default=None, help="the evaluation tests to run (default: the checkout's evals/)")
-    run.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: extra pytest arguments")
     merge = sub.add_parser("merge", help="merge shard result directories into one, with a fresh summary")
     merge.add_argument("dirs", nargs="+", help="result directories of the shards (same run settings)")
     merge.add_argument("--out", required=True, help="the merged results directory (must not hold results)")
@@ -61,8 +68,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not evals.exists():
         print(f"vlm-bench: evaluation tests not found at {evals}; pass --evals PATH", file=sys.stderr)
         return int(pytest.ExitCode.USAGE_ERROR)
-    extra = [a for a in args.pytest_args if a != "--"]
-    return int(pytest.main([str(evals), *option_args(vars(args)), *extra]))
+    return int(pytest.main([str(evals), *option_args(vars(args)), *args.pytest_args]))
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
@@ -165,8 +171,24 @@ def _print_table(rows: Sequence[Sequence[str]]) -> None:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
 
 
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """``run`` hands every argument it does not define to pytest (``-n 2``, ``-x``,
+    ``--benchmark-autosave``); the other commands accept only their own."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    after_dashes: list[str] = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, after_dashes = argv[:cut], argv[cut + 1 :]
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if args.command != "run" and (unknown or after_dashes):
+        parser.error(f"unrecognized arguments: {' '.join(unknown + after_dashes)}")
+    args.pytest_args = unknown + after_dashes
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     try:
         if args.command == "run":
             return cmd_run(args)

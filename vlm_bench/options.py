@@ -41,13 +41,19 @@ def comma_list(text: str) -> list[str]:
 
 
 def shard_spec(text: str) -> tuple[int, int]:
+    """``I/N``: shard I of N, counted from 0 (as Slurm's ``--array=0-7`` numbers its tasks)."""
     index, sep, count = text.partition("/")
     try:
         i, n = int(index), int(count)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected I/N such as 0/4, got {text!r}") from None
-    if not sep or n < 1 or not 0 <= i < n:
-        raise argparse.ArgumentTypeError(f"expected I/N with 0 <= I < N, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected I/N (shard I of N, counted from 0) such as 0/4, got {text!r}") from None
+    if not sep or n < 1:
+        raise argparse.ArgumentTypeError(f"expected I/N with N >= 1 shards, got {text!r}")
+    if not 0 <= i < n:
+        raise argparse.ArgumentTypeError(
+            f"shard index {i} is out of range for {n} shards: shards are counted from 0, "
+            f"so I runs from 0 to {n - 1} ({', '.join(f'{k}/{n}' for k in range(min(n, 3)))}{', ...' if n > 3 else ''})"
+        )
     return i, n
 
 
@@ -77,7 +83,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("--results-dir", "vlm_results_dir", "where items.jsonl and summary.json go; default vlm-results/<time>-<model>-<backend>"),
     Option("--overwrite", "vlm_overwrite", "replace results already in --results-dir", {"action": "store_true"}),
     Option("--resume", "vlm_resume", "continue the run in --results-dir: reuse its finished items (same settings required), rerun the rest", {"action": "store_true"}),
-    Option("--shard", "vlm_shard", "run shard I of N (I/N, 0-based) of the items, chosen by a hash of each item id", {"type": shard_spec}),
+    Option("--shard", "vlm_shard", "run shard I of N (I/N, I counted from 0: 0/4 .. 3/4) of the items, chosen by a hash of each item id", {"type": shard_spec}),
     Option("--gpus-per-worker", "vlm_gpus_per_worker", "with pytest-xdist -n: GPUs each worker gets (its own slice of CUDA_VISIBLE_DEVICES)", {"type": positive_int}),
     Option("--frame-cache", "vlm_frame_cache", "cache decoded frames (resized, content-keyed) in this folder, shared across runs and workers"),
     Option("--frame-cache-gb", "vlm_frame_cache_gb", "size bound of the frame cache in GB (default 20; least recently used go first)", {"type": positive_float}),
