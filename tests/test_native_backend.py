@@ -268,7 +268,9 @@ def test_native_suite_end_to_end_twice_identical(pytester):
         assert a["backend"] == "native" and a["error"] is None
         assert a["video"]["selected_indices"] and a["latency_ms"] > 0 and isinstance(a["truncated"], bool)
         assert {k: v for k, v in a.items() if k != "latency_ms"} == {k: v for k, v in b.items() if k != "latency_ms"}
-    assert json.loads((pytester.path / "a" / "summary.json").read_text())["manifest"]["config"]["backend"] == "native"
+    manifest = json.loads((pytester.path / "a" / "summary.json").read_text())["manifest"]
+    assert manifest["config"]["backend"] == "native"
+    assert manifest["cpu_threads"] == {"threads": 1, "chosen_by": "OMP_NUM_THREADS"}  # tests/conftest.py sets it
 
 
 def test_plugin_batches_upcoming_items(pytester, monkeypatch):

@@ -45,6 +45,7 @@ from vlm_bench.types import ItemRecord, Sample
 
 RECORD_KEY = "vlm_bench_record"
 REUSED_KEY = "vlm_bench_reused"
+LOAD_ERROR_KEY = "vlm_bench_load_error"
 WORKER_KEY = "vlm_bench_worker"
 GPUS_INPUT = "vlm_bench_gpus"
 PLUGIN_NAME = "vlm_bench_session"
@@ -69,6 +70,12 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
     has_data = config.getoption("vlm_datasets") or config.getini("vlm_bench_datasets")
     if has_data and getattr(config.option, "numprocesses", None) and getattr(config.option, "dist", "no") == "no":
         config.option.dist = "loadgroup"
+    under_xdist = getattr(config.option, "numprocesses", None) or hasattr(config, "workerinput")
+    if has_data and under_xdist and re.search(r"\bnot\s+benchmark\b", config.option.markexpr or ""):
+        # pytest-benchmark switches itself off under xdist and says so in every -n run,
+        # even when the benchmarks are deselected anyway; say nothing instead.
+        if hasattr(config.option, "benchmark_disable"):
+            config.option.benchmark_disable = True
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -157,6 +164,8 @@ class VlmBenchSession:
         self._last_progress = self._started
         self.gpus: list[str] = []
         self.gpus_per_worker = 0
+        self.load_error: str | None = None  # the engine's, as the controller first heard of it
+        self.deselected_benchmarks = 0
 
     # ------------------------------------------------------------ items and engine
 
@@ -183,6 +192,7 @@ class VlmBenchSession:
             "engine_loads": ev.load_count,
             "load_seconds": ev.load_seconds,
             "gpus": os.environ.get("CUDA_VISIBLE_DEVICES"),
+            "cpu_threads": getattr(ev.adapter.engine, "cpu_threads", None) if ev.adapter else None,
             "frame_cache": {"hits": ev.cache.hits, "misses": ev.cache.misses} if ev.cache else None,
         }
 
@@ -332,9 +342,36 @@ class VlmBenchSession:
             worker = props.get(WORKER_KEY)
             if worker:
                 self.workers[worker["worker"]] = worker
+            if props.get(LOAD_ERROR_KEY) and self.load_error is None:
+                self.announce_load_error(props[LOAD_ERROR_KEY])
             self.report_progress()
         elif report.failed:
             self.other_failures += 1
+
+    def announce_load_error(self, error: str) -> None:
+        """Once per session, as soon as the first item reports it: the engine did not load,
+        why, and what to do. Each item's failure then only points here."""
+        from vlm_bench.runners import load_failure_advice
+
+        self.load_error = error
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write("\n")
+            reporter.write_line(f"vlm-bench: the engine did not load, so every item fails: {error}", red=True, bold=True)
+            reporter.write_line(f"vlm-bench: {load_failure_advice(self.run.backend)}")
+
+    @pytest.hookimpl
+    def pytest_deselected(self, items: list[pytest.Item]) -> None:
+        self.deselected_benchmarks += sum(1 for it in items if _is_vlm_item(it) and it.get_closest_marker("benchmark"))
+
+    @pytest.hookimpl
+    def pytest_report_collectionfinish(self, config: pytest.Config, items: list[pytest.Item]) -> list[str]:
+        if not self.deselected_benchmarks:
+            return []
+        return [
+            f"vlm-bench: {self.deselected_benchmarks} of the deselected are per-item latency benchmarks "
+            "(marker benchmark, off by default); pytest evals -m benchmark runs them"
+        ]
 
     def report_progress(self) -> None:
         now = time.monotonic()
@@ -368,6 +405,10 @@ class VlmBenchSession:
         summary["reused"] = self.reused_count
         summary["workers"] = dict(sorted(self.workers.items()))
         summary["manifest"] = build_manifest(self.run.as_dict(), self.started_at)
+        threads = {name: w["cpu_threads"] for name, w in summary["workers"].items() if w.get("cpu_threads")}
+        if threads:  # torch's thread count on a CPU: one entry when every worker chose alike
+            distinct = {tuple(t.items()) for t in threads.values()}
+            summary["manifest"]["cpu_threads"] = next(iter(threads.values())) if len(distinct) == 1 else threads
         write_json_atomic(self.results_dir / SUMMARY_FILE, summary)
         self.summary = summary
         if self.run.min_pass_rate is None:
@@ -384,6 +425,8 @@ class VlmBenchSession:
             return
         run = self.run
         terminalreporter.section(f"vlm-bench: {run.model.name} on {run.backend} (quant {run.quant})")
+        if self.load_error:
+            terminalreporter.write_line(f"the engine did not load: {self.load_error}", red=True)
         for line in format_table(self.summary):
             terminalreporter.write_line(line)
         if self.reused_count:
@@ -393,6 +436,10 @@ class VlmBenchSession:
             for line in format_grading(self.summary["vmevalkit"]):
                 terminalreporter.write_line(line)
         terminalreporter.write_line(f"results: {self.results_dir / ITEMS_FILE}, {self.results_dir / SUMMARY_FILE}")
+
+
+def _is_vlm_item(item: pytest.Item) -> bool:
+    return "vlm_item" in getattr(getattr(item, "callspec", None), "params", {})
 
 
 def _group_name(sample: Sample) -> str:
@@ -431,8 +478,13 @@ def vlm_evaluate(request: pytest.FixtureRequest):
         props.append((RECORD_KEY, record.as_dict()))
         if reused:
             props.append((REUSED_KEY, True))
-        else:
-            props.append((WORKER_KEY, session.worker_info()))
+            return record
+        props.append((WORKER_KEY, session.worker_info()))
+        load_error = session.evaluator().load_error
+        if load_error and record.error == load_error:
+            props.append((LOAD_ERROR_KEY, load_error))
+            # said once at the top of the run (and kept in the record), not once per item
+            pytest.fail(f"{sample.id}: the engine did not load (the reason is at the top of this run)", pytrace=False)
         return record
 
     return evaluate

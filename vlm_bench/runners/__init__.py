@@ -16,6 +16,26 @@ ENGINES: Mapping[str, str] = {
 }
 
 
+# For the one message a session prints when its engine does not load.
+ENGINE_INSTALL: Mapping[str, str] = {
+    "native": "pip install 'vlm-bench[native]' (part of the standard install; add [quant] for int8/int4)",
+    "vlmeval": "pip install 'vlm-bench[vlmeval]', best in an environment of its own (docs/backends.md)",
+}
+ENGINE_ABOUT: Mapping[str, str] = {
+    "native": "transformers, in the standard install",
+    "vlmeval": "VLMEvalKit",
+    "mock": "tests the harness only, never a model",
+}
+
+
+def load_failure_advice(backend: str) -> str:
+    """How to get past an engine that did not load: what to install, or which other
+    --backend to use."""
+    others = " or ".join(f"--backend {name} ({about})" for name, about in ENGINE_ABOUT.items() if name != backend)
+    install = ENGINE_INSTALL.get(backend)
+    return (f"To fix: {install}; or" if install else "Or") + f" pick another engine: {others}."
+
+
 class Engine(Protocol):
     name: str
 

@@ -22,6 +22,8 @@ import numpy as np
 from vlm_bench.config import ModelConfig
 from vlm_bench.registry.model_adapters.internvl3 import INTERNVL3_SYSTEM_PROMPT
 from vlm_bench.types import DecodeConfig, Generation, VideoInput
+from vlm_bench.utils.cpu import choose_cpu_threads
+from vlm_bench.utils.logs import log_each_message_once
 
 # Kept in full precision under int8/int4: quantizing InternViT and the projector hurts, and
 # transformers matches these by full module name (a bare "vision_tower" is not enough).
@@ -56,6 +58,7 @@ class NativeEngine:
         self.model = None
         self.processor = None
         self.source: str | None = None
+        self.cpu_threads: dict[str, Any] | None = None  # on a CPU: torch's thread count and how it was chosen
 
     # ------------------------------------------------------------ loading
 
@@ -82,6 +85,10 @@ class NativeEngine:
         if not local:
             _check_hub_reachable(source, cfg.revision)
         cuda = torch.cuda.is_available()
+        if not cuda:
+            threads, chosen_by = choose_cpu_threads(cfg.info.get("parameters_b"))
+            torch.set_num_threads(threads)
+            self.cpu_threads = {"threads": threads, "chosen_by": chosen_by}
         dtype = _torch_dtype(cfg.dtype) if cfg.dtype else (torch.bfloat16 if cuda else torch.float32)
         kwargs: dict[str, Any] = {
             "revision": None if local else cfg.revision,
@@ -102,6 +109,7 @@ class NativeEngine:
             raise RuntimeError(f"Hugging Face model not available: {source} ({exc})") from exc
         if self.quant != "none":
             check_quantized(model, self.quant)
+            log_each_message_once("bitsandbytes")  # it warns on every int8 matmul on a CPU
         self.model = model.eval()
         self.processor = processor
 

@@ -39,6 +39,10 @@ class ModelAdapter:
         self.model_cfg = model_cfg
         self._engine = engine
 
+    @property
+    def engine(self) -> Any:
+        return self._engine
+
     def load(self) -> None:
         self._engine.load()
 
