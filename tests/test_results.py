@@ -71,11 +71,14 @@ def test_clustered_interval_is_wider_when_questions_share_a_video():
     lo_s, hi_s = clustered_ci(shared)
     assert lo_i < 0.5 < hi_i and lo_s < 0.5 < hi_s
     assert (hi_s - lo_s) > 1.8 * (hi_i - lo_i)
-    # the unclustered case matches the textbook interval p +- 1.96 sqrt(p(1-p)/n) up to n/(n-1)
-    half = 1.959964 * (0.25 / 40 * 40 / 39) ** 0.5
-    assert abs((hi_i - lo_i) / 2 - half) < 1e-5
+    # independent items: the Wilson score interval with Student's t on 39 degrees of freedom
+    # (the cluster-robust variance is the binomial one times G/(G-1): n_eff = 40 * 39/40)
+    c, n_eff = 2.022691, 39.0
+    centre = (0.5 + c * c / (2 * n_eff)) / (1 + c * c / n_eff)
+    half = c / (1 + c * c / n_eff) * (0.25 / n_eff + c * c / (4 * n_eff**2)) ** 0.5
+    assert abs(lo_i - (centre - half)) < 1e-5 and abs(hi_i - (centre + half)) < 1e-5
     assert clustered_ci([]) is None
-    assert clustered_ci([("a", 1.0), ("a", 1.0)]) == [1.0, 1.0]
+    assert clustered_ci([("a", 1.0), ("a", 1.0)]) == [0.0, 1.0]  # one cluster: nothing measures the spread
 
 
 def test_breakdowns_and_crosses():

@@ -99,7 +99,7 @@ def test_check_scorer_rejects_bad_specs():
     with pytest.raises(ValueError, match="takes no argument 'abs_tol'"):
         check_scorer("exact", {"abs_tol": 1}, "a", [])
     with pytest.raises(ValueError, match="holds no number"):
-        check_scorer("numeric", {}, "three", [])
+        check_scorer("numeric", {}, "many", [])
     with pytest.raises(ValueError, match="neither a letter"):
         check_scorer("mc", {}, "horse", OPTIONS)
 

@@ -15,6 +15,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from vlm_bench.scoring import clustered_ci
 from vlm_bench.types import ItemRecord
 
 ITEMS_FILE = "items.jsonl"
@@ -211,28 +212,6 @@ def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
 
 
 # ---------------------------------------------------------------- summary
-
-
-Z95 = 1.959964
-
-
-def clustered_ci(outcomes: list[tuple[str, float]], z: float = Z95) -> list[float] | None:
-    """95% confidence interval of a mean of 0/1 outcomes whose items are correlated within
-    clusters (questions about one video): the cluster-robust (sandwich) standard error,
-    ``var = C/(C-1) * sum_c (sum_{i in c} (y_i - p))^2 / n^2``, clipped to [0, 1]."""
-    n = len(outcomes)
-    if n == 0:
-        return None
-    p = sum(y for _, y in outcomes) / n
-    residuals: dict[str, float] = defaultdict(float)
-    for cluster, y in outcomes:
-        residuals[cluster] += y - p
-    c = len(residuals)
-    if c < 2:
-        return [round(p, 6), round(p, 6)] if p in (0.0, 1.0) else [0.0, 1.0]
-    var = c / (c - 1) * sum(r * r for r in residuals.values()) / (n * n)
-    half = z * var**0.5
-    return [round(max(0.0, p - half), 6), round(min(1.0, p + half), 6)]
 
 
 class RateBucket:
