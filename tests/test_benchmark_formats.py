@@ -93,7 +93,7 @@ def test_videomme_breakdown_by_duration_and_domain(pytester):
     assert set(summary["breakdowns"]) == {"duration", "domain", "task_type", "duration x domain"}
     assert summary["breakdowns"]["duration x domain"]["short | Knowledge"]["total"] == 2
     assert summary["breakdowns"]["duration"]["long"]["clusters"] == 1
-    assert summary["ci95"] == [1.0, 1.0] and summary["clusters"] == 3
+    assert summary["ci95"][1] == 1.0 and summary["ci95"][0] < 0.5 and summary["clusters"] == 3  # 3 videos say little
     result.stdout.fnmatch_lines(["duration x domain: medium | Sports Competition *"])
 
 
