@@ -71,6 +71,8 @@ def test_kill_9_keeps_finished_items_and_resume_finishes_the_run(tmp_path):
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "dropping a partial last line" in resumed.stdout + resumed.stderr
     assert f"reused {len(finished)} finished items" in resumed.stdout
+    # the killed run's lock is stale: named, and taken over
+    assert f"took over {out} from a run that is no longer running (pid {proc.pid} on " in resumed.stdout
     records = read_jsonl(items)
     assert sorted(r["id"] for r in records) == sorted(SMOKE_IDS)  # each item once
     summary = json.loads((out / "summary.json").read_text())

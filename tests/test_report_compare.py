@@ -62,7 +62,7 @@ def test_report_cli(runs):
     assert proc.returncode == 0, proc.stderr
     assert (runs["clean"] / "report.md").exists() and "Failed items (0)" in (runs["clean"] / "report.md").read_text()
     missing = subprocess.run([VLM_BENCH, "report", str(runs["clean"] / "nope")], capture_output=True, text=True, timeout=120)
-    assert missing.returncode == 1 and "holds no summary.json" in missing.stderr
+    assert missing.returncode == 1 and "cannot report on" in missing.stderr and "no such folder" in missing.stderr
 
 
 def test_compare_flips_and_mcnemar(runs):

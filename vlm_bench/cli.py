@@ -14,17 +14,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Sequence
 
 from vlm_bench.config import ConfigError, dataset_catalog, load_dataset_config, load_model_config, model_catalog
 from vlm_bench.options import add_options, option_args
 from vlm_bench.results import (
-    RUN_FILE,
+    ITEMS_FILE,
     SUMMARY_FILE,
     ResultsDirError,
     format_table,
     merge_results,
+    read_run_info,
     summarize,
     utc_now,
     write_json_atomic,
@@ -50,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     merge = sub.add_parser("merge", help="merge shard result directories into one, with a fresh summary")
     merge.add_argument("dirs", nargs="+", help="result directories of the shards (same run settings)")
     merge.add_argument("--out", required=True, help="the merged results directory (must not hold results)")
+    merge.add_argument("--partial", action="store_true", help="merge even when shards are missing or unfinished; the result is marked incomplete")
     report = sub.add_parser("report", help="write report.md and report.html (plots, failed items with their frames)")
     report.add_argument("results_dir")
     compare = sub.add_parser("compare", help="compare runs: item flips, McNemar test, latency; pass rate vs max_frames")
@@ -72,36 +75,30 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
-    try:
-        records = merge_results(args.dirs, args.out)
-    except ResultsDirError as exc:
-        print(f"vlm-bench merge: {exc}", file=sys.stderr)
-        return 1
-    run = json.loads((Path(args.out) / RUN_FILE).read_text(encoding="utf-8"))
-    summary = summarize(records, breakdowns=_breakdowns_of(args.dirs))
+    records, incomplete = merge_results(args.dirs, args.out, partial=args.partial)
+    out = Path(args.out)
+    run = read_run_info(out)
+    summary = summarize(records, breakdowns=[tuple(b) for b in run.get("breakdowns", [])])
+    summary["complete"] = not incomplete
+    summary["incomplete"] = incomplete or None
     summary["results_dir"] = args.out
     summary["manifest"] = {"merged_from": list(args.dirs), "fingerprint": run["fingerprint"], "merged_at": utc_now()}
-    write_json_atomic(Path(args.out) / SUMMARY_FILE, summary)
+    write_json_atomic(out / SUMMARY_FILE, summary)
     print("\n".join(format_table(summary)))
     print(f"merged {len(records)} items from {len(args.dirs)} directories into {args.out}")
+    if incomplete:
+        print(f"INCOMPLETE: {'; '.join(incomplete)}", file=sys.stderr)
     return 0
-
-
-def _breakdowns_of(dirs: Sequence[str]) -> list[tuple[str, ...]]:
-    found: dict[tuple[str, ...], None] = {}
-    for d in dirs:
-        info = json.loads((Path(d) / RUN_FILE).read_text(encoding="utf-8"))
-        found.update(dict.fromkeys(tuple(b) for b in info.get("breakdowns", [])))
-    return list(found)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from vlm_bench.report import build_report
 
     root = Path(args.results_dir)
-    if not (root / SUMMARY_FILE).exists():
-        print(f"vlm-bench report: {root} holds no {SUMMARY_FILE}", file=sys.stderr)
-        return 1
+    for needed in (ITEMS_FILE, SUMMARY_FILE):
+        if not (root / needed).is_file():
+            what = "no such folder" if not root.is_dir() else f"it holds no {needed} (did the run finish? --resume finishes it)"
+            raise ResultsDirError(f"cannot report on {root}: {what}")
     build_report(root)
     print(f"wrote {root / 'report.md'} and {root / 'report.html'}")
     return 0
@@ -110,6 +107,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from vlm_bench.compare import compare_runs, format_comparison, frames_sweep, plot_frames_sweep
 
+    for run_dir in args.runs:
+        if not (Path(run_dir) / ITEMS_FILE).is_file():
+            what = "no such folder" if not Path(run_dir).is_dir() else f"it holds no {ITEMS_FILE}"
+            raise ResultsDirError(f"cannot compare {run_dir}: {what}")
     out: dict = {}
     if len(args.runs) == 2:
         out["comparison"] = compare_runs(*args.runs)
@@ -189,21 +190,27 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        if args.command == "run":
-            return cmd_run(args)
-        if args.command == "merge":
-            return cmd_merge(args)
-        if args.command == "report":
-            return cmd_report(args)
-        if args.command == "compare":
-            return cmd_compare(args)
-        if args.command == "models":
-            return cmd_models()
-        return cmd_datasets()
-    except ConfigError as exc:
-        print(f"vlm-bench: {exc}", file=sys.stderr)
-        return 4
+    with warnings.catch_warnings():
+        # warnings (a cut-off last line of items.jsonl) as one plain line each
+        warnings.showwarning = lambda message, *_, **__: print(f"vlm-bench: warning: {message}", file=sys.stderr)
+        try:
+            return COMMANDS[args.command](args)
+        except ConfigError as exc:
+            print(f"vlm-bench: {exc}", file=sys.stderr)
+            return 4
+        except (ResultsDirError, OSError) as exc:
+            print(f"vlm-bench {args.command}: {exc}", file=sys.stderr)
+            return 1
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "merge": cmd_merge,
+    "report": cmd_report,
+    "compare": cmd_compare,
+    "models": lambda args: cmd_models(),
+    "datasets": lambda args: cmd_datasets(),
+}
 
 
 if __name__ == "__main__":

@@ -59,12 +59,14 @@ def reference_image(sample: Sample):
     return read_image_frames([sample.reference], 1)[0][0] if sample.reference else None
 
 
-def describe_error(exc: Exception, sample: Sample) -> str:
+def describe_error(exc: Exception, sample: Sample, stage: str = "engine") -> str:
+    """The error text of an item's record; ``stage`` names where a non-media, non-config
+    exception came from (engine, prompt, scorer, record)."""
     if isinstance(exc, MediaError):
         return f"{exc} (item {sample.id!r}, {sample.source}); fix the path or file, or drop the item"
     if isinstance(exc, ConfigError):
         return str(exc)
-    return f"engine error on item {sample.id!r}: {type(exc).__name__}: {exc}"
+    return f"{stage} error on item {sample.id!r}: {type(exc).__name__}: {exc}"
 
 
 class Evaluator:
@@ -86,16 +88,20 @@ class Evaluator:
         self._ready: dict[str, ItemRecord] = {}  # records generated ahead of their turn
         self._media_ahead: dict[str, Future] = {}  # frames decoding in the background
         self._executor: ThreadPoolExecutor | None = None
-        self.cache = (
-            FrameCache(run.frame_cache, int(run.frame_cache_gb * 1024**3), int(run.model.vision_args.get("short_side", DEFAULT_SIDE)))
-            if run.frame_cache
-            else None
-        )
+        self.cache: FrameCache | None = None
+        if run.frame_cache:
+            try:
+                side = int(run.model.vision_args.get("short_side", DEFAULT_SIDE))
+                self.cache = FrameCache(run.frame_cache, int(run.frame_cache_gb * 1024**3), side)
+            except Exception as exc:  # every item's record carries it; the session still ends with a summary
+                self.load_error = f"frame cache {run.frame_cache!r} cannot be used: {type(exc).__name__}: {exc}"
 
     def load(self) -> None:
         if self.loaded:
             return
         self.loaded = True
+        if self.load_error is not None:
+            return
         self.load_count += 1
         random.seed(self.run.seed)
         np.random.seed(self.run.seed)
@@ -186,30 +192,45 @@ class Evaluator:
 
     def evaluate_many(self, samples: Sequence[Sample]) -> list[ItemRecord]:
         """Records for ``samples`` in order; items with the same decode settings go to the
-        engine ``model.batch_size`` at a time."""
+        engine ``model.batch_size`` at a time. Whatever fails, each item gets its record:
+        an exception becomes that item's error."""
         self.load()
         records: dict[str, ItemRecord] = {}
         ready: list[tuple[Sample, VideoInput, str, DecodeConfig]] = []
         for sample in samples:
-            decode = self.decode_config(sample)
+            try:
+                decode = self.decode_config(sample)
+            except Exception as exc:
+                records[sample.uid] = self._record(sample, None, None, DecodeConfig(), describe_error(exc, sample))
+                continue
             if self.load_error is not None:
                 records[sample.uid] = self._record(sample, None, None, decode, self.load_error)
                 continue
             try:
                 media = self.media(sample)
+            except Exception as exc:
+                records[sample.uid] = self._record(sample, None, None, decode, describe_error(exc, sample, "frame"))
+                continue
+            try:
                 prompt = self.adapter.build_prompt(sample, self.datasets[sample.dataset], media)
             except Exception as exc:
-                records[sample.uid] = self._record(sample, None, None, decode, describe_error(exc, sample))
-            else:
-                ready.append((sample, media, prompt, decode))
+                records[sample.uid] = self._record(sample, media, None, decode, describe_error(exc, sample, "prompt"))
+                continue
+            ready.append((sample, media, prompt, decode))
         size = max(1, self.run.model.batch_size)
         groups: dict[tuple[DecodeConfig, str], list[tuple[Sample, VideoInput, str, DecodeConfig]]] = {}
         for entry in ready:
             groups.setdefault((entry[3], entry[0].dataset), []).append(entry)
         for group in groups.values():
             for start in range(0, len(group), size):
-                for record in self._generate(group[start : start + size]):
-                    records[f"{record.dataset}/{record.id}"] = record
+                chunk = group[start : start + size]
+                try:
+                    for record in self._generate(chunk):
+                        records[f"{record.dataset}/{record.id}"] = record
+                except Exception as exc:  # record building itself failed
+                    for sample, media, _, decode in chunk:
+                        if sample.uid not in records:
+                            records[sample.uid] = self._record(sample, media, None, decode, describe_error(exc, sample, "record"))
         return [records[s.uid] for s in samples]
 
     def _generate(self, chunk: Sequence[tuple[Sample, VideoInput, str, DecodeConfig]]) -> list[ItemRecord]:
@@ -238,36 +259,56 @@ class Evaluator:
         decode: DecodeConfig,
         error: str | None,
     ) -> ItemRecord:
-        score = None
-        if gen is not None and sample.answer is not None:
+        return item_record(self.run, sample, media, gen, decode, error)
+
+
+def item_record(
+    run: RunConfig,
+    sample: Sample,
+    media: VideoInput | None,
+    gen: Generation | None,
+    decode: DecodeConfig,
+    error: str | None,
+) -> ItemRecord:
+    """The item's record; a scorer that raises makes it an error record."""
+    score = None
+    if gen is not None and sample.answer is not None and error is None:
+        try:
             score = score_prediction(sample.scorer, gen.text, sample.answer, sample.options, sample.scorer_args)
-        if error is not None:
-            passed: bool | None = False
-        elif sample.answer is None:
-            passed = None  # unscored: nothing checkable to compare with
-        else:
-            passed = bool(score and score.passed)
-        return ItemRecord(
-            id=sample.id,
-            dataset=sample.dataset,
-            model=self.run.model.name,
-            backend=self.run.backend,
-            quant=self.run.quant,
-            category=sample.category,
-            question=sample.question,
-            answer=sample.answer,
-            prediction=gen.text if gen else None,
-            scorer=sample.scorer,
-            score=score.value if score else None,
-            passed=passed,
-            latency_ms=round(gen.latency_ms, 3) if gen and gen.latency_ms is not None else None,
-            truncated=bool(gen and gen.truncated),
-            tokens=gen.tokens if gen else None,
-            error=error,
-            video=media.selection.as_dict() if media else None,
-            decode=decode.as_dict(),
-            categories=dict(sample.categories),
-            cluster=sample.cluster_key,
-            media=sample.media_path,
-            meta=dict(sample.meta),
-        )
+        except Exception as exc:
+            error = describe_error(exc, sample, "scorer")
+    if error is not None:
+        passed: bool | None = False
+    elif sample.answer is None:
+        passed = None  # unscored: nothing checkable to compare with
+    else:
+        passed = bool(score and score.passed)
+    return ItemRecord(
+        id=sample.id,
+        dataset=sample.dataset,
+        model=run.model.name,
+        backend=run.backend,
+        quant=run.quant,
+        category=sample.category,
+        question=sample.question,
+        answer=sample.answer,
+        prediction=gen.text if gen else None,
+        scorer=sample.scorer,
+        score=score.value if score else None,
+        passed=passed,
+        latency_ms=round(gen.latency_ms, 3) if gen and gen.latency_ms is not None else None,
+        truncated=bool(gen and gen.truncated),
+        tokens=gen.tokens if gen else None,
+        error=error,
+        video=media.selection.as_dict() if media else None,
+        decode=decode.as_dict(),
+        categories=dict(sample.categories),
+        cluster=sample.cluster_key,
+        media=sample.media_path,
+        meta=dict(sample.meta),
+    )
+
+
+def error_record(run: RunConfig, sample: Sample, error: str) -> ItemRecord:
+    """The record of an item that never reached the pipeline (the evaluator itself failed)."""
+    return item_record(run, sample, None, None, DecodeConfig(), error)

@@ -13,6 +13,7 @@ import os
 import re
 import sys
 import time
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ import pytest
 
 from vlm_bench.config import ConfigError, RunConfig, build_run_config, run_fingerprint
 from vlm_bench.datasets import DatasetError, load_samples, select_samples
-from vlm_bench.evaluate import Evaluator
+from vlm_bench.evaluate import Evaluator, error_record
 from vlm_bench.grading import format_grading, grading_summary, is_graded, write_output_tree
 from vlm_bench.options import add_options
 from vlm_bench.progress import progress_line
@@ -30,11 +31,14 @@ from vlm_bench.results import (
     SUMMARY_FILE,
     ResultsDirError,
     ResultsWriter,
+    RunLock,
     build_manifest,
+    check_results_dir,
+    describe_holder,
     format_table,
     prepare_results_dir,
-    read_records,
     record_uid,
+    reusable_records,
     run_info,
     summarize,
     utc_now,
@@ -44,6 +48,7 @@ from vlm_bench.scheduling import check_gpu_plan, in_shard, visible_gpus, worker_
 from vlm_bench.types import ItemRecord, Sample
 
 RECORD_KEY = "vlm_bench_record"
+UID_KEY = "vlm_bench_uid"  # on every report of a test that evaluates an item
 REUSED_KEY = "vlm_bench_reused"
 LOAD_ERROR_KEY = "vlm_bench_load_error"
 WORKER_KEY = "vlm_bench_worker"
@@ -86,16 +91,26 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ["CUDA_VISIBLE_DEVICES"] = workerinput[GPUS_INPUT]
     if config.option.help:
         return
+    if config.getoption("vlm_resume") and config.getoption("vlm_overwrite"):
+        raise pytest.UsageError("vlm-bench: --resume and --overwrite contradict each other; give one")
     try:
         run = run_config_from_pytest(config)
     except ConfigError as exc:
         raise pytest.UsageError(f"vlm-bench: {exc}") from None
     session = VlmBenchSession(config, run)
     try:
-        session.prepare(resume=config.getoption("vlm_resume"), overwrite=config.getoption("vlm_overwrite"))
+        if session.is_controller:
+            check_results_dir(session.results_dir)
+            session.plan_gpus()
     except (ResultsDirError, ValueError) as exc:
         raise pytest.UsageError(f"vlm-bench: {exc}") from None
     config.pluginmanager.register(session, PLUGIN_NAME)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    session = config.pluginmanager.get_plugin(PLUGIN_NAME)
+    if session is not None and session.lock is not None:
+        session.lock.release()
 
 
 def run_config_from_pytest(config: pytest.Config) -> RunConfig:
@@ -139,7 +154,7 @@ def _get_session(config: pytest.Config) -> "VlmBenchSession":
 
 class VlmBenchSession:
     """Per-session state the plugin owns: the resolved run, the items, the evaluator and,
-    on the controller, the results writer."""
+    on the controller, the results folder (its lock and writer) and the records."""
 
     def __init__(self, config: pytest.Config, run: RunConfig):
         self.config = config
@@ -149,17 +164,23 @@ class VlmBenchSession:
         self.results_dir = Path(run.results_dir) if run.results_dir else default_results_dir(run)
         self._samples: list[Sample] | None = None
         self._evaluator: Evaluator | None = None
+        self.build_error: str | None = None  # the evaluator itself could not be built
         self._positions: dict[int, int] | None = None
         self.fingerprint = run_fingerprint(run)
         self.breakdowns = list(dict.fromkeys(b for d in run.datasets for b in d.breakdowns))
-        self.writer = ResultsWriter(self.results_dir, dict(run_info(self.fingerprint), breakdowns=self.breakdowns))
+        self.plan = {"shard": list(run.shard) if run.shard else None, "limit": run.limit, "categories": list(run.categories)}
+        self.writer = ResultsWriter(self.results_dir, dict(run_info(self.fingerprint, self.plan), breakdowns=self.breakdowns))
+        self.lock: RunLock | None = None  # the controller's hold on the results folder
         self.records: list[dict[str, Any]] = []
+        self.recorded: set[str] = set()
+        self.expected: dict[str, str] = {}  # node id -> item uid of each test that evaluates an item
+        self.reached: set[str] = set()  # node ids that ran (any report)
+        self.empty_reasons: list[str] = []  # why a selection holds no items
         self.other_failures = 0
         self.summary: dict[str, Any] | None = None
-        self.reused: dict[str, dict[str, Any]] = {}  # dataset/id -> record of a resumed run
+        self._reused: dict[str, dict[str, Any]] | None = None  # dataset/id -> record of a resumed run
         self.reused_count = 0
         self.workers: dict[str, dict[str, Any]] = {}
-        self.total_items = 0
         self._started = time.monotonic()
         self._last_progress = self._started
         self.gpus: list[str] = []
@@ -172,34 +193,76 @@ class VlmBenchSession:
     def samples(self) -> list[Sample]:
         if self._samples is None:
             samples: list[Sample] = []
+            reasons = []
             for dataset in self.run.datasets:
-                chosen = select_samples(load_samples(dataset), self.run.limit, self.run.categories)
-                samples.extend(s for s in chosen if in_shard(s.uid, self.run.shard))
+                loaded = load_samples(dataset)
+                chosen = select_samples(loaded, self.run.limit, self.run.categories)
+                mine = [s for s in chosen if in_shard(s.uid, self.run.shard)]
+                if not loaded:
+                    reasons.append(f"dataset {dataset.name!r} holds no items ({dataset.path or dataset.root})")
+                elif not chosen:
+                    reasons.append(
+                        f"--categories {','.join(self.run.categories)} matched none of the {len(loaded)} items of "
+                        f"dataset {dataset.name!r} (its categories: {', '.join(_categories_of(loaded)) or 'none'})"
+                    )
+                elif not mine:
+                    reasons.append(
+                        f"shard {self.run.shard[0]}/{self.run.shard[1]} holds none of the {len(chosen)} items of "
+                        f"dataset {dataset.name!r} (items go to shards by a hash of their id)"
+                    )
+                samples.extend(mine)
             self._samples = samples
+            self.empty_reasons = reasons if not samples else []
         return self._samples
 
-    def evaluator(self) -> Evaluator:
-        if self._evaluator is None:
-            self._evaluator = Evaluator(self.run, self.samples())
-            self._evaluator.load()
+    def evaluator(self) -> Evaluator | None:
+        """The session's one evaluator (engine loaded once), or None when it cannot be
+        built; then every item's record carries ``build_error``."""
+        if self._evaluator is None and self.build_error is None:
+            try:
+                evaluator = Evaluator(self.run, self.samples())
+                evaluator.load()
+            except Exception as exc:
+                self.build_error = f"vlm-bench could not set up the evaluation: {type(exc).__name__}: {exc}"
+                return None
+            self._evaluator = evaluator
         return self._evaluator
 
     def worker_info(self) -> dict[str, Any]:
-        """This process's engine loads, GPUs and frame-cache use, for the summary."""
-        ev = self.evaluator()
+        """This process's engine loads, GPUs, frame-cache use and engine error, for the summary."""
+        ev = self._evaluator
         return {
             "worker": getattr(self.config, "workerinput", {}).get("workerid", "main"),
-            "engine_loads": ev.load_count,
-            "load_seconds": ev.load_seconds,
+            "engine_loads": ev.load_count if ev else 0,
+            "load_seconds": ev.load_seconds if ev else None,
             "gpus": os.environ.get("CUDA_VISIBLE_DEVICES"),
-            "cpu_threads": getattr(ev.adapter.engine, "cpu_threads", None) if ev.adapter else None,
-            "frame_cache": {"hits": ev.cache.hits, "misses": ev.cache.misses} if ev.cache else None,
+            "cpu_threads": getattr(ev.adapter.engine, "cpu_threads", None) if ev and ev.adapter else None,
+            "frame_cache": {"hits": ev.cache.hits, "misses": ev.cache.misses} if ev and ev.cache else None,
+            "error": self.engine_error(),
         }
+
+    def engine_error(self) -> str | None:
+        """Why this process's evaluator cannot evaluate any item (it could not be built, or
+        its engine did not load), or None."""
+        return self.build_error or (self._evaluator.load_error if self._evaluator else None)
 
     def item_ids(self, samples: list[Sample]) -> list[str]:
         if len(self.run.datasets) == 1:
             return [s.id for s in samples]
         return [f"{s.dataset}/{s.id}" for s in samples]
+
+    @property
+    def reused(self) -> dict[str, dict[str, Any]]:
+        """Records of the resumed run. The controller finds them when it claims the folder;
+        an xdist worker reads them on first use, after the controller has claimed it."""
+        if self._reused is None:
+            self._reused = {}
+            items = self.results_dir / ITEMS_FILE
+            if not self.is_controller and self.config.getoption("vlm_resume") and items.exists():
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # the controller reports a cut-off line
+                    self._reused = {record_uid(r): r for r in reusable_records(items)}
+        return self._reused
 
     def upcoming(self, node: pytest.Item, count: int, same_cluster: bool = False) -> list[Sample]:
         """The next ``count`` items this test function runs after ``node`` (in collection
@@ -215,7 +278,7 @@ class VlmBenchSession:
             if len(ahead) == count:
                 break
             callspec = getattr(other, "callspec", None)
-            if getattr(other, "originalname", None) != node.originalname or not callspec or "vlm_item" not in callspec.params:
+            if getattr(other, "originalname", None) != node.originalname or not callspec or not isinstance(callspec.params.get("vlm_item"), Sample):
                 continue
             sample = callspec.params["vlm_item"]
             if sample.uid in self.reused or (same_cluster and sample.cluster_key != current.cluster_key):
@@ -230,21 +293,46 @@ class VlmBenchSession:
         if sample.uid in self.reused:
             return ItemRecord(**self.reused[sample.uid]), True
         evaluator = self.evaluator()
+        if evaluator is None:
+            return error_record(self.run, sample, self.build_error or "vlm-bench could not set up the evaluation"), False
         batch = self.run.model.batch_size - 1 if self.is_controller else 0
         ahead = self.upcoming(node, batch)
         evaluator.prefetch(self.upcoming(node, batch + self.run.prefetch, same_cluster=not self.is_controller)[batch:])
         return evaluator.evaluate(sample, ahead), False
 
-    # ------------------------------------------------------------ results
+    # ------------------------------------------------------------ the results folder
 
-    def prepare(self, resume: bool, overwrite: bool) -> None:
-        """Controller: ready the results directory (and, resuming, find the reusable
-        records) and plan GPU slices for xdist workers. Workers read the reusable records."""
-        if self.is_controller:
-            self.reused = prepare_results_dir(self.results_dir, self.fingerprint, resume=resume, overwrite=overwrite)
-            self.plan_gpus()
-        elif resume and (self.results_dir / ITEMS_FILE).exists():
-            self.reused = {record_uid(r): r for r in read_records(self.results_dir / ITEMS_FILE)}
+    def claim_results_dir(self) -> None:
+        """Controller, once the session's items are known and before any runs: lock the
+        results folder (a second run is refused here, naming this one) and ready it."""
+        if self.lock is not None:
+            return
+        try:
+            self.lock = RunLock.acquire(self.results_dir)
+            self._reused = prepare_results_dir(
+                self.results_dir,
+                self.fingerprint,
+                resume=self.config.getoption("vlm_resume"),
+                overwrite=self.config.getoption("vlm_overwrite"),
+                plan=self.plan,
+            )
+        except (ResultsDirError, OSError) as exc:
+            if self.lock is not None:
+                self.lock.release()
+                self.lock = None
+            raise pytest.UsageError(f"vlm-bench: {exc}") from None
+        if self.lock.stale:
+            self.say(
+                f"vlm-bench: took over {self.results_dir} from a run that is no longer running "
+                f"({describe_holder(self.lock.stale)}); it was killed or crashed"
+            )
+
+    def say(self, line: str) -> None:
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(line)
+        else:
+            print(line, file=sys.stderr)
 
     def plan_gpus(self) -> None:
         workers = getattr(self.config.option, "numprocesses", None)
@@ -280,8 +368,7 @@ class VlmBenchSession:
             def _split_scope(self, nodeid: str) -> str:
                 if "@" in nodeid:
                     return nodeid.rsplit("@", 1)[-1]
-                param = nodeid.rsplit("::", 1)[-1].partition("[")[2][:-1]
-                return groups.get(param, nodeid)
+                return groups.get(_param_id(nodeid), nodeid)
 
         return VideoGroupScheduling(config, log)
 
@@ -291,6 +378,23 @@ class VlmBenchSession:
         if self.gpus_per_worker:
             index = int(node.gateway.id.removeprefix("gw"))
             node.workerinput[GPUS_INPUT] = ",".join(worker_gpus(index, self.gpus_per_worker, self.gpus))
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        """pytest-xdist, controller side: the controller collects nothing itself, so the
+        first worker's test ids tell it which items will run; it claims the results folder
+        before any test is scheduled. (Ids cannot show which tests evaluate an item; those
+        with an item's parameter id count.)"""
+        if self.lock is not None or not self.run.datasets or self.config.option.collectonly:
+            return
+        try:
+            samples = self.samples()
+        except (DatasetError, ConfigError):
+            return  # the workers report the collection error
+        uid_of = dict(zip(self.item_ids(samples), (s.uid for s in samples)))
+        self.expected = {nid: uid_of[_param_id(nid)] for nid in ids if _param_id(nid) in uid_of}
+        if self.expected or (not samples and any(_param_id(nid) == "NOTSET" for nid in ids)):
+            self.claim_results_dir()
 
     @pytest.hookimpl
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
@@ -307,19 +411,34 @@ class VlmBenchSession:
     @pytest.hookimpl
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         for item in items:
-            callspec = getattr(item, "callspec", None)
-            if callspec is None or "vlm_item" not in callspec.params:
+            sample = getattr(getattr(item, "callspec", None), "params", {}).get("vlm_item")
+            if not isinstance(sample, Sample):
                 continue
             if self.run.backend == "mock" and not item.get_closest_marker("benchmark"):
                 item.add_marker(pytest.mark.smoke)
+            if "vlm_evaluate" in getattr(item, "fixturenames", ()):
+                item.user_properties.append((UID_KEY, sample.uid))
 
     @pytest.hookimpl
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        self.total_items = len({
-            it.callspec.params["vlm_item"].uid
-            for it in session.items
-            if "vlm_item" in getattr(getattr(it, "callspec", None), "params", {}) and not it.get_closest_marker("benchmark")
-        })
+        """A single process (not xdist): note the items that will be evaluated and claim
+        the results folder when there are any (or an empty selection to record)."""
+        if not self.is_controller:
+            return
+        has_items = False
+        for item in session.items:
+            if "vlm_item" not in getattr(item, "fixturenames", ()):
+                continue
+            has_items = True
+            uid = dict(item.user_properties).get(UID_KEY)
+            if uid is not None:
+                self.expected[item.nodeid] = uid
+        if has_items and not session.testsfailed and not self.config.option.collectonly:
+            self.claim_results_dir()
+
+    @property
+    def total_items(self) -> int:
+        return len(set(self.expected.values()))
 
     def show_progress(self) -> bool:
         mode = self.config.getoption("vlm_progress")
@@ -331,22 +450,39 @@ class VlmBenchSession:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if not self.is_controller:
             return
+        self.reached.add(report.nodeid)
         props = dict(report.user_properties)
         record = props.get(RECORD_KEY)
         if record is not None and report.when == "call":
-            if props.get(REUSED_KEY):
-                self.reused_count += 1
-            else:
-                self.writer.write(record)
-            self.records.append(record)
-            worker = props.get(WORKER_KEY)
-            if worker:
-                self.workers[worker["worker"]] = worker
+            self.add_record(record, reused=bool(props.get(REUSED_KEY)), worker=props.get(WORKER_KEY))
             if props.get(LOAD_ERROR_KEY) and self.load_error is None:
                 self.announce_load_error(props[LOAD_ERROR_KEY])
-            self.report_progress()
+        elif report.failed and record is None and props.get(UID_KEY) and report.when in ("setup", "call"):
+            # the test failed before its item was evaluated: the item still gets its record
+            self.add_record(self.failure_record(props[UID_KEY], report), reused=False, worker=None)
         elif report.failed:
             self.other_failures += 1
+
+    def add_record(self, record: dict[str, Any], reused: bool, worker: dict[str, Any] | None) -> None:
+        uid = record_uid(record)
+        if uid in self.recorded:
+            return  # one record per item, whatever a test does
+        self.recorded.add(uid)
+        if reused:
+            self.reused_count += 1
+        else:
+            self.writer.write(record)
+        self.records.append(record)
+        if worker:
+            self.workers[worker["worker"]] = worker
+        self.report_progress()
+
+    def failure_record(self, uid: str, report: pytest.TestReport) -> dict[str, Any]:
+        sample = next(s for s in self.samples() if s.uid == uid)
+        crash = getattr(report.longrepr, "reprcrash", None)
+        lines = [line for line in str(report.longreprtext).splitlines() if line.strip()]
+        why = crash.message if crash is not None else (lines[-1].strip() if lines else report.outcome)
+        return error_record(self.run, sample, f"the test failed in {report.when} before evaluating the item: {why}").as_dict()
 
     def announce_load_error(self, error: str) -> None:
         """Once per session, as soon as the first item reports it: the engine did not load,
@@ -386,14 +522,29 @@ class VlmBenchSession:
             reporter.write("\n")  # after the outcome letters of this line
             reporter.write_line(progress_line(done, self.total_items, passed, len(scored), now - self._started))
 
+    def stop_reason(self, session: pytest.Session, exitstatus: int) -> str:
+        if exitstatus == pytest.ExitCode.INTERRUPTED:
+            return str(session.shouldfail or session.shouldstop or "interrupted")
+        return str(session.shouldfail or session.shouldstop or "some items did not run")
+
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self._evaluator is not None:
             self._evaluator.close()
-        if not self.is_controller or not self.records:
+        if not self.is_controller or self.lock is None:
             return
         self.writer.close()
+        if not self.records:
+            self.writer.start()  # an empty selection still leaves items.jsonl and run.json
         summary = summarize(self.records, self.run.min_pass_rate, self.breakdowns)
+        not_run = set(self.expected.values()) - self.recorded
+        summary["complete"] = not not_run
+        summary["items_expected"] = self.total_items
+        summary["items_not_run"] = len(not_run)
+        summary["stopped"] = self.stop_reason(session, exitstatus) if not_run else None
+        summary["note"] = "; ".join(self.empty_reasons) or None
+        errors = sorted({w["error"] for w in self.workers.values() if w.get("error")})
+        summary["engine_error"] = "; ".join(errors) or None
         if any(is_graded(r) for r in self.records):
             summary["vmevalkit"] = grading_summary(self.records)
             judge = {"judge_model": self.run.model.name, "backend": self.run.backend, "quant": self.run.quant}
@@ -413,8 +564,9 @@ class VlmBenchSession:
         self.summary = summary
         if self.run.min_pass_rate is None:
             return
-        if summary["below_min_pass_rate"]:
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if summary["below_min_pass_rate"] or not summary["complete"]:
+            if session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
         elif session.exitstatus == pytest.ExitCode.TESTS_FAILED and self.other_failures == 0:
             # The threshold is the gate: failed items alone do not fail a run that meets it.
             session.exitstatus = pytest.ExitCode.OK
@@ -423,23 +575,42 @@ class VlmBenchSession:
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.summary is None:
             return
-        run = self.run
+        run, summary = self.run, self.summary
         terminalreporter.section(f"vlm-bench: {run.model.name} on {run.backend} (quant {run.quant})")
         if self.load_error:
             terminalreporter.write_line(f"the engine did not load: {self.load_error}", red=True)
-        for line in format_table(self.summary):
+        if summary["note"]:
+            terminalreporter.write_line(f"no items selected: {summary['note']}")
+        for line in format_table(summary):
             terminalreporter.write_line(line)
         if self.reused_count:
             terminalreporter.write_line(f"reused {self.reused_count} finished items from the resumed run")
-        if "vmevalkit" in self.summary:
+        if not summary["complete"]:
+            terminalreporter.write_line(
+                f"INCOMPLETE: {len(self.records)} of {summary['items_expected']} items ran ({summary['stopped']}); "
+                "finish the run with --resume",
+                red=True,
+                bold=True,
+            )
+        if "vmevalkit" in summary:
             terminalreporter.write_line("video-generation models, judged (pass rate per domain):")
-            for line in format_grading(self.summary["vmevalkit"]):
+            for line in format_grading(summary["vmevalkit"]):
                 terminalreporter.write_line(line)
         terminalreporter.write_line(f"results: {self.results_dir / ITEMS_FILE}, {self.results_dir / SUMMARY_FILE}")
 
 
 def _is_vlm_item(item: pytest.Item) -> bool:
     return "vlm_item" in getattr(getattr(item, "callspec", None), "params", {})
+
+
+def _param_id(nodeid: str) -> str:
+    """The parameter id of a test id (``test_x.py::test_f[abc]`` -> ``abc``)."""
+    return nodeid.rsplit("::", 1)[-1].partition("[")[2][:-1]
+
+
+def _categories_of(samples: list[Sample]) -> list[str]:
+    found = {s.category for s in samples if s.category} | {f"{k}={v}" for s in samples for k, v in s.categories.items()}
+    return sorted(found)[:12]
 
 
 def _group_name(sample: Sample) -> str:
@@ -463,24 +634,34 @@ def vlm_run_config(pytestconfig: pytest.Config) -> RunConfig:
 @pytest.fixture(scope="session")
 def vlm_evaluator(pytestconfig: pytest.Config) -> Evaluator:
     """The session's one engine, loaded once for all items."""
-    return _get_session(pytestconfig).evaluator()
+    session = _get_session(pytestconfig)
+    evaluator = session.evaluator()
+    if evaluator is None:
+        pytest.fail(session.build_error or "vlm-bench could not set up the evaluation", pytrace=False)
+    return evaluator
 
 
 @pytest.fixture
 def vlm_evaluate(request: pytest.FixtureRequest):
     """Evaluate one item (or reuse its record from a resumed run) and attach the record to
-    this test's report; the controller, which under xdist is another process, writes it."""
+    this test's report; the controller, which under xdist is another process, writes it.
+    Whatever goes wrong, the item gets a record carrying the error."""
     session = _get_session(request.config)
 
     def evaluate(sample: Sample) -> ItemRecord:
-        record, reused = session.evaluate(request.node, sample)
+        try:
+            record, reused = session.evaluate(request.node, sample)
+            data = record.as_dict()
+        except Exception as exc:
+            record, reused = error_record(session.run, sample, f"vlm-bench internal error on item {sample.id!r}: {type(exc).__name__}: {exc}"), False
+            data = record.as_dict()
         props = request.node.user_properties
-        props.append((RECORD_KEY, record.as_dict()))
+        props.append((RECORD_KEY, data))
         if reused:
             props.append((REUSED_KEY, True))
             return record
         props.append((WORKER_KEY, session.worker_info()))
-        load_error = session.evaluator().load_error
+        load_error = session.engine_error()
         if load_error and record.error == load_error:
             props.append((LOAD_ERROR_KEY, load_error))
             # said once at the top of the run (and kept in the record), not once per item
