@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import os
+import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -28,6 +29,7 @@ DATASET_FORMATS = ("jsonl", "videomme", "mvbench", "nextqa", "vmevalkit", "vmeva
 VIDEO_KEYS = tuple(f.name for f in fields(VideoConfig))
 DECODE_KEYS = tuple(f.name for f in fields(DecodeConfig))
 VISION_KEYS = ("short_side", "max_num_tiles")
+IMAGE_FORMATS = ("png", "jpeg")
 
 DEFAULT_PROMPTS = {
     "open": "{question}",
@@ -65,6 +67,7 @@ class ModelConfig:
     batch_size: int = 1
     system_prompt: str | None = None
     vlmeval_dataset: str | None = None  # the dataset name VLMEvalKit's model is told (vlmeval backend)
+    server: Mapping[str, Any] = field(default_factory=dict)  # the openai backend's server (see ServerConfig)
     vision_args: Mapping[str, Any] = field(default_factory=dict)
     video: Mapping[str, Any] = field(default_factory=dict)
     decode: Mapping[str, Any] = field(default_factory=dict)
@@ -80,6 +83,40 @@ class ModelConfig:
 
 
 MOCK_ONLY_KEYS = ("responses", "default_response", "delay_ms")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """An OpenAI-compatible server for the openai backend (the model YAML's ``server``
+    mapping, under the command line's --base-url, --api-key-env, --served-model,
+    --concurrency). The key itself is never part of any config: only the name of the
+    environment variable that holds it."""
+
+    base_url: str | None = None  # e.g. http://127.0.0.1:23333/v1
+    api_key_env: str | None = None  # the environment variable holding the key; None: no key
+    model: str | None = None  # the model id on the server; None: the first of GET /models
+    concurrency: int = 1  # requests in flight
+    timeout_s: float = 600.0  # one request, start to last byte
+    connect_timeout_s: float = 5.0
+    max_retries: int = 5  # on 429, 5xx, timeouts and connection errors
+    retry_base_s: float = 1.0  # backoff: base * 2**attempt (capped at 60 s), or the server's Retry-After
+    # "<image>" (vLLM) or "<IMAGE_TOKEN>" (lmdeploy): frame labels and placeholders in one
+    # text part, images after it; None: text and image parts interleaved (OpenAI style)
+    frame_placeholder: str | None = None
+    frame_size: int | None = None  # side of the square each video frame is resized to; None: vision_args.short_side or 448
+    image_format: str = "png"  # png is lossless; jpeg makes smaller requests
+    extra_body: Mapping[str, Any] = field(default_factory=dict)  # engine-specific request fields
+
+    @classmethod
+    def of(cls, model_cfg: "ModelConfig") -> "ServerConfig":
+        return cls(**model_cfg.server)
+
+
+SERVER_KEYS = tuple(f.name for f in fields(ServerConfig))
+SERVER_FLAGS = {"base_url": "--base-url", "api_key_env": "--api-key-env", "model": "--served-model", "concurrency": "--concurrency"}
+# Where and how fast requests go; not what the model sees, so not part of a run's fingerprint.
+SERVER_TRANSPORT_KEYS = ("base_url", "api_key_env", "concurrency", "timeout_s", "connect_timeout_s", "max_retries", "retry_base_s")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 @dataclass(frozen=True)
@@ -207,6 +244,36 @@ def check_decode(where: str, decode: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def check_server(where: str, server: Mapping[str, Any]) -> dict[str, Any]:
+    """Check one layer of server settings (partial); returns it without nulls."""
+    server = _check_mapping(where, server)
+    _check_keys(where, server, SERVER_KEYS)
+    out = {k: v for k, v in server.items() if v is not None}
+    url = out.get("base_url")
+    if url is not None and (not isinstance(url, str) or not re.match(r"^https?://[^/\s]+", url)):
+        raise ConfigError(f"{where}: base_url must be an http(s) URL such as http://127.0.0.1:23333/v1, got {url!r}")
+    env = out.get("api_key_env")
+    if env is not None and (not isinstance(env, str) or not _ENV_NAME.match(env)):
+        raise ConfigError(
+            f"{where}: api_key_env must be the NAME of an environment variable holding the key (never the key itself), got a value that is not a variable name"
+        )
+    for key in ("model", "frame_placeholder"):
+        if key in out and (not isinstance(out[key], str) or not out[key]):
+            raise ConfigError(f"{where}: {key} must be a non-empty string, got {out[key]!r}")
+    for key, low in (("concurrency", 1), ("max_retries", 0), ("frame_size", 1)):
+        if key in out and (not _is_int(out[key]) or out[key] < low):
+            raise ConfigError(f"{where}: {key} must be a whole number >= {low}, got {out[key]!r}")
+    for key in ("timeout_s", "connect_timeout_s", "retry_base_s"):
+        value = out.get(key)
+        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0 or (value == 0 and key != "retry_base_s")):
+            raise ConfigError(f"{where}: {key} must be a number > 0, got {value!r}")
+    if "image_format" in out and out["image_format"] not in IMAGE_FORMATS:
+        raise ConfigError(f"{where}: image_format must be one of {', '.join(IMAGE_FORMATS)}, got {out['image_format']!r}")
+    if "extra_body" in out:
+        out["extra_body"] = dict(_check_mapping(f"{where}: extra_body", out["extra_body"]))
+    return out
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -283,6 +350,7 @@ def load_model_config(path: str | Path, name: str | None = None) -> ModelConfig:
         video=check_video(f"{where}: video", data.get("video")),
         decode=check_decode(f"{where}: decode", data.get("decode")),
         info=dict(_check_mapping(f"{where}: info", data.get("info"))),
+        server=check_server(f"{where}: server", data.get("server")),
         responses={str(k): str(v) for k, v in responses.items()},
     )
     return ModelConfig(name=name or path.stem, path=str(path.resolve()), **data)
@@ -434,6 +502,11 @@ class RunConfig:
     frame_cache_gb: float = 20.0
     prefetch: int = 2  # items whose frames are decoded ahead, in a background thread
 
+    @property
+    def concurrency(self) -> int:
+        """Items in flight at once (the openai backend's requests); 1 elsewhere."""
+        return int(self.model.server.get("concurrency", 1)) if self.backend == "openai" else 1
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "backend": self.backend,
@@ -457,6 +530,7 @@ def run_fingerprint(run: "RunConfig") -> dict[str, Any]:
     decode settings, seed and each dataset's content. Not the item subset (--limit,
     --categories, --shard), so shards merge and a resumed run may widen its subset."""
     model = {k: v for k, v in run.model.as_dict().items() if k not in ("path", "info", "name")}
+    model["server"] = {k: v for k, v in model["server"].items() if k not in SERVER_TRANSPORT_KEYS}
     return {
         "model": run.model.name,
         "model_config": model,
@@ -500,11 +574,21 @@ def build_run_config(
     frame_cache_gb: float | None = None,
     prefetch: int = 2,
     all_runs: bool = False,
+    server_overrides: Mapping[str, Any] | None = None,
 ) -> RunConfig:
     model_cfg = resolve_model(model)
     backend = backend or model_cfg.engine
     if backend not in BACKENDS:
         raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    cli_server = check_server("command line", server_overrides or {})
+    if cli_server and backend != "openai":
+        flags = ", ".join(SERVER_FLAGS.get(k, k) for k in cli_server)
+        raise ConfigError(f"{flags} applies to --backend openai (a served model), not {backend!r}")
+    model_cfg = replace(model_cfg, server={**model_cfg.server, **cli_server})
+    if backend == "openai" and not model_cfg.server.get("base_url"):
+        raise ConfigError(
+            "--backend openai needs the server's URL: --base-url http://HOST:PORT/v1 or server.base_url in the model YAML"
+        )
     if model_cfg.family == "mock" and backend != "mock":
         raise ConfigError(f"model {model_cfg.name!r} is a mock model; it runs only with --backend=mock")
     quant = quant or model_cfg.quantization

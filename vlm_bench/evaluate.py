@@ -17,7 +17,7 @@ import numpy as np
 from vlm_bench.config import ConfigError, ModelConfig, RunConfig, resolve_decode, resolve_video
 from vlm_bench.frame_cache import DEFAULT_SIDE, FrameCache, resize_short_side
 from vlm_bench.registry import adapter_class
-from vlm_bench.runners import create_engine
+from vlm_bench.runners import ServerUnavailable, create_engine
 from vlm_bench.scoring import score_prediction
 from vlm_bench.types import DecodeConfig, Generation, ItemRecord, Sample, VideoConfig, VideoInput
 from vlm_bench.utils.video import MediaError, read_frame_folder, read_image_frames, select_frames
@@ -70,11 +70,13 @@ def describe_error(exc: Exception, sample: Sample, stage: str = "engine") -> str
 
 
 class Evaluator:
-    """Holds the one engine of a session and turns items into records: one at a time, or
-    in batches of ``model.batch_size``, with frames decoded ahead or cached when asked.
+    """Holds the one engine of a session and turns items into records: one at a time, in
+    batches of ``model.batch_size``, or ``run.concurrency`` at once (the openai backend's
+    requests in flight), with frames decoded ahead or cached when asked.
 
     ``load()`` builds the engine once; if that fails, every item's record carries the
-    load error instead of the session crashing."""
+    load error instead of the session crashing, except ``ServerUnavailable`` (a server
+    that is down), which propagates so the session stops."""
 
     def __init__(self, run: RunConfig, samples: Sequence[Sample] = ()):
         self.run = run
@@ -88,6 +90,8 @@ class Evaluator:
         self._ready: dict[str, ItemRecord] = {}  # records generated ahead of their turn
         self._media_ahead: dict[str, Future] = {}  # frames decoding in the background
         self._executor: ThreadPoolExecutor | None = None
+        self._in_flight: dict[str, Future] = {}  # items submitted ahead -> their record
+        self._requests: ThreadPoolExecutor | None = None
         self.cache: FrameCache | None = None
         if run.frame_cache:
             try:
@@ -111,6 +115,9 @@ class Evaluator:
             engine = create_engine(self.run.backend, self.run.model, quant=self.run.quant, seed=self.run.seed, **extra)
             adapter = adapter_class(self.run.model.family)(self.run.model, engine)
             adapter.load()
+        except ServerUnavailable:
+            self.loaded = False  # nothing to report per item: the session stops
+            raise
         except Exception as exc:  # reported on every item; the session goes on to write them
             self.load_error = f"backend {self.run.backend!r} failed to load model {self.run.model.name!r}: {exc}"
             return
@@ -154,10 +161,12 @@ class Evaluator:
             self._media_ahead[sample.uid] = self._executor.submit(self._decode, sample)
 
     def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
+        for pool in (self._requests, self._executor):
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+        self._requests = self._executor = None
         self._media_ahead.clear()
+        self._in_flight.clear()
 
     def model_config(self, dataset: str) -> ModelConfig:
         """The model config as one dataset sees it (a dataset may name its own
@@ -183,12 +192,27 @@ class Evaluator:
 
     def evaluate(self, sample: Sample, ahead: Sequence[Sample] = ()) -> ItemRecord:
         """One item's record. With ``ahead`` (the next items of the run), they are generated
-        in the same batch and their records wait for their own call."""
+        in the same batch, or with ``run.concurrency > 1`` submitted to run alongside it,
+        and their records wait for their own call."""
         if sample.uid in self._ready:
             return self._ready.pop(sample.uid)
+        if self.run.concurrency > 1:
+            return self._evaluate_in_flight(sample, ahead)
         first, *rest = self.evaluate_many([sample, *[s for s in ahead if s.uid not in self._ready]])
         self._ready.update((r_sample.uid, record) for r_sample, record in zip(ahead, rest))
         return first
+
+    def _evaluate_in_flight(self, sample: Sample, ahead: Sequence[Sample]) -> ItemRecord:
+        """Keep this item and the next ones in flight (``run.concurrency`` threads, each
+        item from frames to record) and wait for this one; the window slides as each test
+        asks for its item, so a slow item does not hold the others back."""
+        self.load()  # here, not in a thread: a server that is down stops the session at once
+        if self._requests is None:
+            self._requests = ThreadPoolExecutor(max_workers=self.run.concurrency, thread_name_prefix="vlm-bench-request")
+        for item in (sample, *ahead):
+            if item.uid not in self._in_flight:
+                self._in_flight[item.uid] = self._requests.submit(lambda s: self.evaluate_many([s])[0], item)
+        return self._in_flight.pop(sample.uid).result()
 
     def evaluate_many(self, samples: Sequence[Sample]) -> list[ItemRecord]:
         """Records for ``samples`` in order; items with the same decode settings go to the
@@ -227,6 +251,8 @@ class Evaluator:
                 try:
                     for record in self._generate(chunk):
                         records[f"{record.dataset}/{record.id}"] = record
+                except ServerUnavailable:
+                    raise
                 except Exception as exc:  # record building itself failed
                     for sample, media, _, decode in chunk:
                         if sample.uid not in records:
@@ -240,6 +266,8 @@ class Evaluator:
             gens = self.adapter.generate(
                 [(s, m, p) for s, m, p, _ in chunk], decode, self.model_config(chunk[0][0].dataset)
             )
+        except ServerUnavailable:
+            raise
         except Exception as exc:
             if len(chunk) > 1:  # find the item that fails; the others still get answers
                 return [record for one in chunk for record in self._generate([one])]

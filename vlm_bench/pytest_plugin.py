@@ -26,6 +26,7 @@ from vlm_bench.evaluate import Evaluator, error_record
 from vlm_bench.grading import format_grading, grading_summary, is_graded, write_output_tree
 from vlm_bench.options import add_options
 from vlm_bench.progress import progress_line
+from vlm_bench.runners import ServerUnavailable
 from vlm_bench.results import (
     ITEMS_FILE,
     SUMMARY_FILE,
@@ -142,6 +143,12 @@ def run_config_from_pytest(config: pytest.Config) -> RunConfig:
         frame_cache=opt("vlm_frame_cache"),
         frame_cache_gb=opt("vlm_frame_cache_gb"),
         prefetch=opt("vlm_prefetch"),
+        server_overrides={
+            "base_url": opt("vlm_base_url"),
+            "api_key_env": opt("vlm_api_key_env"),
+            "model": opt("vlm_served_model"),
+            "concurrency": opt("vlm_concurrency"),
+        },
     )
 
 
@@ -186,6 +193,7 @@ class VlmBenchSession:
         self.gpus: list[str] = []
         self.gpus_per_worker = 0
         self.load_error: str | None = None  # the engine's, as the controller first heard of it
+        self.stopped_by: str | None = None  # why stop() ended the session (a server that is down)
         self.deselected_benchmarks = 0
 
     # ------------------------------------------------------------ items and engine
@@ -217,16 +225,27 @@ class VlmBenchSession:
 
     def evaluator(self) -> Evaluator | None:
         """The session's one evaluator (engine loaded once), or None when it cannot be
-        built; then every item's record carries ``build_error``."""
+        built; then every item's record carries ``build_error``. A server that is down
+        stops the session instead (``stop``)."""
         if self._evaluator is None and self.build_error is None:
             try:
                 evaluator = Evaluator(self.run, self.samples())
                 evaluator.load()
+            except ServerUnavailable as exc:
+                self.stop(exc)
             except Exception as exc:
                 self.build_error = f"vlm-bench could not set up the evaluation: {type(exc).__name__}: {exc}"
                 return None
             self._evaluator = evaluator
         return self._evaluator
+
+    def stop(self, exc: ServerUnavailable) -> None:
+        """End the session now: no item can get past this, and recording it on every item
+        would only bury the cause. Records written so far stay; --resume continues."""
+        if self._evaluator is not None:
+            self._evaluator.close()
+        self.stopped_by = str(exc)
+        pytest.exit(f"vlm-bench: {exc}", returncode=pytest.ExitCode.INTERRUPTED)
 
     def worker_info(self) -> dict[str, Any]:
         """This process's engine loads, GPUs, frame-cache use and engine error, for the summary."""
@@ -239,6 +258,7 @@ class VlmBenchSession:
             "cpu_threads": getattr(ev.adapter.engine, "cpu_threads", None) if ev and ev.adapter else None,
             "frame_cache": {"hits": ev.cache.hits, "misses": ev.cache.misses} if ev and ev.cache else None,
             "error": self.engine_error(),
+            **({"server": ev.adapter.engine_info()} if ev and ev.adapter and ev.adapter.engine_info() else {}),
         }
 
     def engine_error(self) -> str | None:
@@ -296,9 +316,14 @@ class VlmBenchSession:
         if evaluator is None:
             return error_record(self.run, sample, self.build_error or "vlm-bench could not set up the evaluation"), False
         batch = self.run.model.batch_size - 1 if self.is_controller else 0
-        ahead = self.upcoming(node, batch)
-        evaluator.prefetch(self.upcoming(node, batch + self.run.prefetch, same_cluster=not self.is_controller)[batch:])
-        return evaluator.evaluate(sample, ahead), False
+        window = max(batch, self.run.concurrency - 1)  # requests in flight need no batching, so workers look ahead too
+        ahead = self.upcoming(node, window, same_cluster=not self.is_controller)
+        evaluator.prefetch(self.upcoming(node, window + self.run.prefetch, same_cluster=not self.is_controller)[window:])
+        try:
+            return evaluator.evaluate(sample, ahead), False
+        except ServerUnavailable as exc:
+            self.stop(exc)
+            raise  # not reached: stop() exits
 
     # ------------------------------------------------------------ the results folder
 
@@ -523,6 +548,8 @@ class VlmBenchSession:
             reporter.write_line(progress_line(done, self.total_items, passed, len(scored), now - self._started))
 
     def stop_reason(self, session: pytest.Session, exitstatus: int) -> str:
+        if self.stopped_by:
+            return self.stopped_by
         if exitstatus == pytest.ExitCode.INTERRUPTED:
             return str(session.shouldfail or session.shouldstop or "interrupted")
         return str(session.shouldfail or session.shouldstop or "some items did not run")

@@ -8,7 +8,7 @@ from typing import Any, Mapping
 import numpy as np
 
 FRAME_STRATEGIES = ("uniform", "stride", "fps")
-BACKENDS = ("native", "vlmeval", "mock")
+BACKENDS = ("native", "vlmeval", "openai", "mock")
 QUANTIZATIONS = ("none", "int8", "int4")
 
 
@@ -102,6 +102,11 @@ class VideoInput:
     source: str
     dataset: str = ""
     reference: np.ndarray | None = None  # an image after the frames, labelled in the prompt
+
+    @property
+    def is_image(self) -> bool:
+        """One still image (an image file, not a frame of a video): models tile it."""
+        return len(self.frames) == 1 and self.selection.reader == "image"
 
     def timestamps(self) -> list[float] | None:
         """Seconds into the video of each frame, when the frame rate is known."""

@@ -13,6 +13,7 @@ ENGINES: Mapping[str, str] = {
     "mock": "vlm_bench.runners.mock_backend:MockEngine",
     "native": "vlm_bench.runners.native_backend:NativeEngine",
     "vlmeval": "vlm_bench.runners.vlmeval_backend:VLMEvalKitEngine",
+    "openai": "vlm_bench.runners.openai_backend:OpenAIEngine",
 }
 
 
@@ -48,6 +49,12 @@ class Engine(Protocol):
 
 class EngineUnavailable(RuntimeError):
     pass
+
+
+class ServerUnavailable(RuntimeError):
+    """No item can get past this (a server that is down, refuses the key or stays
+    overloaded): the session stops with this message instead of recording it on every
+    item; the records written so far stay and ``--resume`` continues."""
 
 
 def engine_class(backend: str) -> type:

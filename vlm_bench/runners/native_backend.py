@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from vlm_bench.config import ModelConfig
-from vlm_bench.registry.model_adapters.internvl3 import INTERNVL3_SYSTEM_PROMPT
+from vlm_bench.registry.model_adapters.internvl3 import system_prompt
 from vlm_bench.types import DecodeConfig, Generation, VideoInput
 from vlm_bench.utils.cpu import choose_cpu_threads
 from vlm_bench.utils.logs import log_each_message_once
@@ -115,18 +115,13 @@ class NativeEngine:
 
     # ------------------------------------------------------------ generation
 
-    def system_prompt(self, model_cfg: ModelConfig) -> str | None:
-        if model_cfg.system_prompt is not None:
-            return model_cfg.system_prompt or None
-        return INTERNVL3_SYSTEM_PROMPT if model_cfg.family == "internvl3" else None
-
     def messages(self, media: VideoInput, prompt: str, model_cfg: ModelConfig) -> list[dict[str, Any]]:
         """One image (dynamic tiles) for a single frame, else a video (one tile per frame)."""
-        visuals = [{"type": "image"} if _is_image(media) else {"type": "video"}]
+        visuals = [{"type": "image"} if media.is_image else {"type": "video"}]
         if media.reference is not None:  # the prompt says what the last image is
             visuals.append({"type": "image"})
         msgs: list[dict[str, Any]] = []
-        system = self.system_prompt(model_cfg)
+        system = system_prompt(model_cfg)
         if system:
             msgs.append({"role": "system", "content": system})
         msgs.append({"role": "user", "content": [*visuals, {"type": "text", "text": prompt}]})
@@ -142,7 +137,7 @@ class NativeEngine:
         kwargs: dict[str, Any] = {"text": texts, "return_tensors": "pt", "padding": True}
         side = cfg.vision_args.get("short_side")
         images: list[np.ndarray] = []
-        if _is_image(batch[0][0]):
+        if batch[0][0].is_image:
             images = [m.frames[0] for m, _ in batch]
         else:
             kwargs["videos"] = [np.stack(m.frames) for m, _ in batch]
@@ -170,7 +165,7 @@ class NativeEngine:
             raise RuntimeError("NativeEngine.generate called before load()")
         groups: dict[tuple[bool, int], list[int]] = {}
         for i, (media, _) in enumerate(batch):
-            groups.setdefault((_is_image(media), len(media.frames), media.reference is not None), []).append(i)
+            groups.setdefault((media.is_image, len(media.frames), media.reference is not None), []).append(i)
         results: list[Generation | None] = [None] * len(batch)
         for indices in groups.values():
             for i, gen in zip(indices, self._generate_group([batch[i] for i in indices], decode, model_cfg)):
@@ -233,10 +228,6 @@ class NativeEngine:
                 text, ended_stop = text[: text.index(stop)], True
         truncated = not ended_eos and not ended_stop and length >= decode.max_new_tokens
         return _Ended(tokens=length, text=text.strip(), truncated=truncated)
-
-
-def _is_image(media: VideoInput) -> bool:
-    return len(media.frames) == 1 and media.selection.reader == "image"
 
 
 def _torch_dtype(name: str):

@@ -46,6 +46,11 @@ class ModelAdapter:
     def load(self) -> None:
         self._engine.load()
 
+    def engine_info(self) -> dict[str, Any] | None:
+        """What the engine says about itself for the summary (a served model's server), if anything."""
+        describe = getattr(self._engine, "describe", None)
+        return describe() if describe else None
+
     def default_decode(self) -> dict[str, Any]:
         """The family's decode defaults, below the model YAML's (none here: the built-in
         DecodeConfig defaults apply)."""

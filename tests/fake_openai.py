@@ -1,0 +1,116 @@
+"""A scriptable OpenAI-compatible server on 127.0.0.1 for the openai backend's tests: it
+records every request, counts requests in flight, fails on cue (429, 5xx, dropped
+connections) and checks the key, answering deterministically from what it was sent."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class FakeOpenAIServer:
+    def __init__(self, models=("fake-model",), key: str | None = None, delay_s: float = 0.0, echo_key_on_401: bool = False):
+        self.models = list(models)
+        self.key = key
+        self.delay_s = delay_s
+        self.echo_key_on_401 = echo_key_on_401
+        self.failures: deque = deque()  # per chat request, in order: 429, 500, "drop", (429, {"Retry-After": "0"})
+        self.finish_reason = "stop"
+        self.requests: list[dict[str, Any]] = []
+        self.times: list[float] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._lock = threading.Lock()
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    def __enter__(self) -> "FakeOpenAIServer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def answer(self, body: dict[str, Any]) -> str:
+        """A deterministic answer: how many images and the last words of the question."""
+        content = body["messages"][-1]["content"]
+        images = sum(1 for part in content if part["type"] == "image_url")
+        text = " ".join(part["text"] for part in content if part["type"] == "text")
+        return f"{images} images: {text.split()[-1]}"
+
+    def _handler(self):
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # quiet
+                pass
+
+            def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _authorized(self) -> bool:
+                sent = self.headers.get("Authorization", "")
+                if server.key is None or sent == f"Bearer {server.key}":
+                    return True
+                message = f"invalid key: {sent}" if server.echo_key_on_401 else "invalid key"
+                self._send(401, {"error": {"message": message, "type": "auth"}})
+                return False
+
+            def do_GET(self):
+                if self.path.rstrip("/") != "/v1/models":
+                    return self._send(404, {"error": {"message": f"no route {self.path}"}})
+                if self._authorized():
+                    self._send(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in server.models]})
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if self.path.rstrip("/") != "/v1/chat/completions":
+                    return self._send(404, {"error": {"message": f"no route {self.path}"}})
+                if not self._authorized():
+                    return
+                with server._lock:
+                    server.requests.append(body)
+                    server.times.append(time.monotonic())
+                    failure = server.failures.popleft() if server.failures else None
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                try:
+                    time.sleep(server.delay_s)
+                    if failure == "drop":
+                        self.close_connection = True
+                        self.connection.shutdown(2)
+                        return
+                    if failure is not None:
+                        status, headers = failure if isinstance(failure, tuple) else (failure, {})
+                        return self._send(status, {"error": {"message": f"scripted {status}"}}, headers)
+                    text = server.answer(body)
+                    self._send(200, {
+                        "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": body["model"],
+                        "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                                     "finish_reason": server.finish_reason}],
+                        "usage": {"prompt_tokens": 100, "completion_tokens": len(text.split()) + 1, "total_tokens": 0},
+                    })
+                finally:
+                    with server._lock:
+                        server.in_flight -= 1
+
+        return Handler
