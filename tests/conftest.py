@@ -14,7 +14,7 @@ import pytest
 
 from vlm_bench.utils.synthetic import indexed_frame, write_video
 
-pytest_plugins = ["pytester"]
+pytest_plugins = ["pytester", "served_server"]  # served_server: a real `transformers serve` (tiny_server)
 
 # The VLMEvalKit tests need the heavy `vlmeval` extra; they run in its own environment
 # (tox -e vlmeval, and the second step of .ci/run). The core environment tests the
