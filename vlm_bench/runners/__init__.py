@@ -21,10 +21,12 @@ ENGINES: Mapping[str, str] = {
 ENGINE_INSTALL: Mapping[str, str] = {
     "native": "pip install 'vlm-bench[native]' (part of the standard install; add [quant] for int8/int4)",
     "vlmeval": "pip install 'vlm-bench[vlmeval]', best in an environment of its own (docs/backends.md)",
+    "openai": "pip install 'vlm-bench[serve]' (the openai client), and check the server settings (docs/served.md)",
 }
 ENGINE_ABOUT: Mapping[str, str] = {
     "native": "transformers, in the standard install",
     "vlmeval": "VLMEvalKit",
+    "openai": "a model behind an OpenAI-compatible server",
     "mock": "tests the harness only, never a model",
 }
 

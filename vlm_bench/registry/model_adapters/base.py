@@ -48,7 +48,7 @@ class ModelAdapter:
 
     def engine_info(self) -> dict[str, Any] | None:
         """What the engine says about itself for the summary (a served model's server), if anything."""
-        describe = getattr(self._engine, "describe", None)
+        describe = getattr(self.engine, "describe", None)
         return describe() if describe else None
 
     def default_decode(self) -> dict[str, Any]:
