@@ -250,8 +250,11 @@ def test_a_server_that_is_down_stops_the_session_once_with_its_url(suite):
     result = run(suite, "--base-url", url, "--results-dir", str(suite.path / "out"))
     assert result.ret == pytest.ExitCode.INTERRUPTED
     out = result.stdout.str()
-    assert out.count(f"cannot reach the server at {url}") == 1 and "--resume" in out
+    assert f"Exit: vlm-bench: cannot reach the server at {url}" in out and "--resume" in out
+    assert "no tests ran" in out and "failed" not in result.parseoutcomes()  # said once, not per item
     assert not (suite.path / "out" / "items.jsonl").exists() or not read_jsonl(suite.path / "out" / "items.jsonl")
+    if (suite.path / "out" / "summary.json").exists():
+        assert "cannot reach the server" in json.loads((suite.path / "out" / "summary.json").read_text())["stopped"]
 
 
 def test_requests_in_flight_give_the_same_records_and_resume_works(suite):

@@ -679,6 +679,8 @@ def vlm_evaluate(request: pytest.FixtureRequest):
         try:
             record, reused = session.evaluate(request.node, sample)
             data = record.as_dict()
+        except pytest.exit.Exception:  # the session stops (a server that is down): no record
+            raise
         except Exception as exc:
             record, reused = error_record(session.run, sample, f"vlm-bench internal error on item {sample.id!r}: {type(exc).__name__}: {exc}"), False
             data = record.as_dict()
