@@ -83,12 +83,12 @@ def test_prompt_and_record_building_errors_become_records(suite, monkeypatch):
 
 
 def test_an_evaluator_that_cannot_be_built_still_leaves_records_and_a_summary(suite, monkeypatch):
-    import vlm_bench.pytest_plugin as plugin
+    import vlm_bench.evaluate as evaluate  # the plugin imports it when a session starts evaluating
 
     def broken(*args, **kwargs):
         raise PermissionError("cannot create /cache/frames")
 
-    monkeypatch.setattr(plugin, "Evaluator", broken)
+    monkeypatch.setattr(evaluate, "Evaluator", broken)
     out = suite.path / "o"
     result = run(suite, "--results-dir", str(out))
     result.assert_outcomes(failed=len(SMOKE_IDS))

@@ -51,8 +51,9 @@ def test_deselected_latency_benchmarks_are_explained():
          "-p", "no:cacheprovider"],
         cwd=REPO, capture_output=True, text=True, timeout=120,
     )
-    assert "9 deselected" in proc.stdout, proc.stdout
-    assert "vlm-bench: 9 of the deselected are per-item latency benchmarks" in proc.stdout
+    # evals/test_latency.py is collected as one stand-in, not as a second copy of the nine items
+    assert "1 deselected" in proc.stdout, proc.stdout
+    assert "vlm-bench: 1 of the deselected are per-item latency benchmarks (one stand-in per test for its 9 items)" in proc.stdout
 
 
 def test_xdist_run_prints_no_benchmark_warning(tmp_path):

@@ -501,6 +501,7 @@ class RunConfig:
     frame_cache: str | None = None  # folder of cached decoded frames
     frame_cache_gb: float = 20.0
     prefetch: int = 2  # items whose frames are decoded ahead, in a background thread
+    frame_memory_gb: float = 2.0  # decoded frames kept in memory for the next questions about a video
 
     @property
     def concurrency(self) -> int:
@@ -522,6 +523,7 @@ class RunConfig:
             "shard": list(self.shard) if self.shard else None,
             "frame_cache": self.frame_cache,
             "prefetch": self.prefetch,
+            "frame_memory_gb": self.frame_memory_gb,
         }
 
 
@@ -575,6 +577,7 @@ def build_run_config(
     prefetch: int = 2,
     all_runs: bool = False,
     server_overrides: Mapping[str, Any] | None = None,
+    frame_memory_gb: float | None = None,
 ) -> RunConfig:
     model_cfg = resolve_model(model)
     backend = backend or model_cfg.engine
@@ -641,4 +644,5 @@ def build_run_config(
         frame_cache=frame_cache,
         frame_cache_gb=frame_cache_gb or 20.0,
         prefetch=prefetch,
+        frame_memory_gb=2.0 if frame_memory_gb is None else frame_memory_gb,
     )

@@ -8,25 +8,27 @@ from __future__ import annotations
 import os
 import random
 import time
+from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
-from typing import Sequence
+from typing import Hashable, Sequence
 
 import numpy as np
 
 from vlm_bench.config import ConfigError, ModelConfig, RunConfig, resolve_decode, resolve_video
-from vlm_bench.frame_cache import DEFAULT_SIDE, FrameCache, resize_short_side
+from vlm_bench.frame_cache import DEFAULT_SIDE, FrameCache, FrameMemory, resize_short_side
 from vlm_bench.registry import adapter_class
 from vlm_bench.runners import ServerUnavailable, create_engine
 from vlm_bench.scoring import score_prediction
-from vlm_bench.types import DecodeConfig, Generation, ItemRecord, Sample, VideoConfig, VideoInput
+from vlm_bench.types import DecodeConfig, FrameSelection, Generation, ItemRecord, Sample, VideoConfig, VideoInput
 from vlm_bench.utils.video import MediaError, read_frame_folder, read_image_frames, select_frames
 
 
 DEFAULT_FRAME_FOLDER_FPS = 3.0  # MVBench's frame folders
+MAX_AHEAD = 16  # prefetched items waiting for their turn, at most
 
 
-def load_media(sample: Sample, video: VideoConfig) -> VideoInput:
+def decode_frames(sample: Sample, video: VideoConfig) -> tuple[tuple[np.ndarray, ...], FrameSelection]:
     """Decode the item's frames with the shared sampler (a video file, a GIF or a folder of
     frames), or read its image files."""
     if sample.video is not None and os.path.isdir(sample.video):
@@ -45,14 +47,35 @@ def load_media(sample: Sample, video: VideoConfig) -> VideoInput:
         )
     else:
         frames, selection = read_image_frames(list(sample.frames or ()), video.max_frames)
+    return tuple(frames), selection
+
+
+def load_media(sample: Sample, video: VideoConfig) -> VideoInput:
+    """The item's frames, decoded now, as an engine takes them."""
+    frames, selection = decode_frames(sample, video)
+    return media_input(sample, frames, selection)
+
+
+def media_input(sample: Sample, frames: tuple[np.ndarray, ...], selection: FrameSelection) -> VideoInput:
     return VideoInput(
         item_id=sample.id,
-        frames=tuple(frames),
+        frames=frames,
         selection=selection,
         source=sample.media_path,
         dataset=sample.dataset,
         reference=reference_image(sample),
     )
+
+
+def frames_key(sample: Sample, video: VideoConfig) -> Hashable | None:
+    """What decides an item's frames within a run: its media files (path, size, change
+    time) and the frame settings. None when a file is missing (the reader says so)."""
+    paths = [sample.video] if sample.video is not None else list(sample.frames or ())
+    try:
+        files = tuple((p, st.st_size, st.st_mtime_ns) for p in paths for st in (os.stat(p),))
+    except (OSError, TypeError, ValueError):
+        return None
+    return files, sample.video is not None, video, sample.bound, sample.frame_fps
 
 
 def reference_image(sample: Sample):
@@ -88,7 +111,9 @@ class Evaluator:
         self.load_count = 0  # engine loads by this evaluator: one per session (per xdist worker)
         self.load_seconds: float | None = None
         self._ready: dict[str, ItemRecord] = {}  # records generated ahead of their turn
-        self._media_ahead: dict[str, Future] = {}  # frames decoding in the background
+        self._media_ahead: OrderedDict[Hashable, Future] = OrderedDict()  # frames decoding in the background
+        self.memory = FrameMemory(int(run.frame_memory_gb * 1024**3))  # frames shared by questions about one video
+        self.decodes = 0  # frame decodes (or disk-cache reads) this evaluator did
         self._executor: ThreadPoolExecutor | None = None
         self._in_flight: dict[str, Future] = {}  # items submitted ahead -> their record
         self._requests: ThreadPoolExecutor | None = None
@@ -127,38 +152,59 @@ class Evaluator:
     # ------------------------------------------------------------ frames
 
     def media(self, sample: Sample) -> VideoInput:
-        """The item's frames: decoded ahead by ``prefetch``, from the frame cache, or now."""
-        ahead = self._media_ahead.pop(sample.uid, None)
-        if ahead is not None:
-            return ahead.result()
-        return self._decode(sample)
-
-    def _decode(self, sample: Sample) -> VideoInput:
+        """The item's frames: shared with an earlier question about the same video (same
+        frame settings), decoded ahead by ``prefetch``, from the frame cache, or now."""
         video = self.video_config(sample)
+        key = frames_key(sample, video)
+        if key is None:
+            frames, selection = self._decode(sample, video)
+        elif (ahead := self._media_ahead.pop(key, None)) is not None:
+            frames, selection = ahead.result()
+        elif (shared := self.memory.get(key)) is not None:
+            frames, selection = shared
+        else:
+            frames, selection = self._decode_and_keep(sample, video, key)
+        return media_input(sample, frames, selection)
+
+    def _decode_and_keep(self, sample: Sample, video: VideoConfig, key: Hashable) -> tuple[tuple[np.ndarray, ...], FrameSelection]:
+        frames, selection = self._decode(sample, video)
+        self.memory.put(key, (frames, selection), sum(f.nbytes for f in frames))
+        return frames, selection
+
+    def _decode(self, sample: Sample, video: VideoConfig) -> tuple[tuple[np.ndarray, ...], FrameSelection]:
+        self.decodes += 1
         if self.cache is None:
-            return load_media(sample, video)
+            return decode_frames(sample, video)
         try:
             key = self.cache.key(sample, video)
         except OSError:  # missing media: let the reader say so
-            return load_media(sample, video)
+            return decode_frames(sample, video)
         hit = self.cache.get(key)
-        if hit is None:
-            media = load_media(sample, video)
-            frames = tuple(resize_short_side(f, self.cache.side) for f in media.frames)
-            self.cache.put(key, frames, media.selection)
-            return replace(media, frames=frames)
-        frames, selection = hit
-        return VideoInput(sample.id, tuple(frames), selection, sample.media_path, sample.dataset, reference_image(sample))
+        if hit is not None:
+            return tuple(hit[0]), hit[1]
+        frames, selection = decode_frames(sample, video)
+        frames = tuple(resize_short_side(f, self.cache.side) for f in frames)
+        self.cache.put(key, frames, selection)
+        return frames, selection
 
     def prefetch(self, samples: Sequence[Sample]) -> None:
-        """Start decoding these items' frames in a background thread while the engine works."""
-        todo = [s for s in samples if s.uid not in self._media_ahead and s.uid not in self._ready]
-        if not todo:
-            return
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vlm-bench-prefetch")
-        for sample in todo:
-            self._media_ahead[sample.uid] = self._executor.submit(self._decode, sample)
+        """Start decoding these items' frames in a background thread while the engine
+        works; items whose frames are already decoded, or on their way, are skipped."""
+        for sample in samples:
+            if sample.uid in self._ready:
+                continue
+            try:
+                video = self.video_config(sample)
+            except ConfigError:  # the item reports it in its own turn
+                continue
+            key = frames_key(sample, video)
+            if key is None or key in self._media_ahead or key in self.memory:
+                continue
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vlm-bench-prefetch")
+            self._media_ahead[key] = self._executor.submit(self._decode_and_keep, sample, video, key)
+            while len(self._media_ahead) > MAX_AHEAD:  # never consumed (its item ran elsewhere): let it go
+                self._media_ahead.popitem(last=False)[1].cancel()
 
     def close(self) -> None:
         for pool in (self._requests, self._executor):
@@ -167,6 +213,7 @@ class Evaluator:
         self._requests = self._executor = None
         self._media_ahead.clear()
         self._in_flight.clear()
+        self.memory.clear()
 
     def model_config(self, dataset: str) -> ModelConfig:
         """The model config as one dataset sees it (a dataset may name its own

@@ -1,6 +1,7 @@
-"""A disk cache of decoded, resized frames, keyed by the media's content and the frame
-settings, bounded in size, and safe for several processes (writes go to a temporary
-file and are renamed into place)."""
+"""Decoded frames kept for reuse: in memory for the questions of one run that share a
+video (``FrameMemory``), and on disk across runs and processes (``FrameCache``: keyed by
+the media's content and the frame settings, compressed, bounded in size, safe for several
+processes since writes go to a temporary file and are renamed into place)."""
 
 from __future__ import annotations
 
@@ -8,17 +9,22 @@ import hashlib
 import json
 import os
 import tempfile
-from dataclasses import asdict
+import threading
+import time
+import zipfile
+from collections import OrderedDict
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Hashable, Sequence
 
 import cv2
 import numpy as np
 
 from vlm_bench.types import FrameSelection, Sample, VideoConfig
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: entries are deflate-compressed
 DEFAULT_SIDE = 448
+LOW_WATER = 0.9  # eviction frees down to this share of the bound, so it runs once per 10% written
+STALE_TEMP_SECONDS = 3600  # a writer's temporary file this old was left by a killed process
 
 
 def resize_short_side(frame: np.ndarray, side: int) -> np.ndarray:
@@ -30,13 +36,66 @@ def resize_short_side(frame: np.ndarray, side: int) -> np.ndarray:
     return cv2.resize(frame, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
 
 
+class FrameMemory:
+    """The most recently decoded frames, least recently used dropped first, bounded by
+    bytes; shared by the threads of one process (the prefetch thread fills it)."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self.hits = 0
+        self._entries: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> Any | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return entry[0]
+
+    def __contains__(self, key: Hashable) -> bool:
+        with self._lock:
+            return key in self._entries
+
+    def put(self, key: Hashable, value: Any, nbytes: int) -> None:
+        if nbytes > self.max_bytes:
+            return
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self.bytes -= old[1]
+            self._entries[key] = (value, nbytes)
+            self.bytes += nbytes
+            while self.bytes > self.max_bytes:
+                _, (_, size) = self._entries.popitem(last=False)
+                self.bytes -= size
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self.bytes = 0
+
+
 class FrameCache:
+    """Frames on disk, one compressed ``.npz`` per (media content, frame settings).
+
+    The size bound is kept without listing the folder on every write: a process lists it
+    once, then adds what it writes, and lists again (evicting the least recently used down
+    to 90% of the bound) only when its running total passes the bound; so eviction costs
+    O(1) per write, amortised. Other processes' writes are seen at the next listing: with
+    k writers the folder may pass the bound by up to (k - 1) x 10% between listings."""
+
     def __init__(self, root: str | os.PathLike, max_bytes: int = 20 * 1024**3, side: int = DEFAULT_SIDE):
         self.root = Path(root)
+        self.frames_dir = self.root / "frames"
         self.max_bytes = max_bytes
         self.side = side
         self.hits = self.misses = 0
-        (self.root / "frames").mkdir(parents=True, exist_ok=True)
+        self._estimate: int | None = None  # bytes in the folder: last listing plus our writes since
+        self.frames_dir.mkdir(parents=True, exist_ok=True)
         (self.root / "hashes").mkdir(parents=True, exist_ok=True)
 
     # ------------------------------------------------------------ keys
@@ -52,7 +111,7 @@ class FrameCache:
             "v": CACHE_VERSION,
             "media": [self.content_hash(m) for m in media],
             "kind": "video" if sample.video is not None else "frames",
-            "video": asdict(video),
+            "video": video.as_dict(),
             "bound": sample.bound,
             "frame_fps": sample.frame_fps,
             "side": self.side,
@@ -61,52 +120,109 @@ class FrameCache:
 
     # ------------------------------------------------------------ entries
 
+    def _path(self, key: str) -> Path:
+        return self.frames_dir / f"{key}.npz"
+
     def get(self, key: str) -> tuple[list[np.ndarray], FrameSelection] | None:
-        path = self.root / "frames" / f"{key}.npz"
+        """The entry, or None. An unreadable entry (zero bytes, cut off, corrupt) is a miss
+        and is removed, so this run writes it again."""
+        path = self._path(key)
         try:
             with np.load(path, allow_pickle=False) as data:
                 meta = json.loads(str(data["meta"]))
                 frames = [data[f"f{i}"] for i in range(meta["count"])]
-        except (OSError, KeyError, ValueError):
+                sel = dict(meta["selection"])
+                sel["selected_indices"] = tuple(sel["selected_indices"])
+                selection = FrameSelection(**sel)
+        except FileNotFoundError:
             self.misses += 1
+            return None
+        except Exception:  # noqa: BLE001 - any damage (EOF, bad zip, bad JSON, missing array) is a miss
+            self.misses += 1
+            try:
+                path.unlink()
+            except OSError:
+                pass
             return None
         try:
             os.utime(path)  # recently used: evicted last
         except FileNotFoundError:  # another process evicted it after we read it
             pass
         self.hits += 1
-        sel = meta["selection"]
-        sel["selected_indices"] = tuple(sel["selected_indices"])
-        return frames, FrameSelection(**sel)
+        return frames, selection
 
     def put(self, key: str, frames: Sequence[np.ndarray], selection: FrameSelection) -> None:
         meta = json.dumps({"count": len(frames), "selection": selection.as_dict()})
-        fd, tmp = tempfile.mkstemp(dir=self.root / "frames", prefix=".tmp-", suffix=".npz")
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, meta=np.array(meta), **{f"f{i}": f for i, f in enumerate(frames)})
-        os.replace(tmp, self.root / "frames" / f"{key}.npz")
-        self.evict()
+        fd, tmp = tempfile.mkstemp(dir=self.frames_dir, prefix=".tmp-", suffix=".npz")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                write_npz(fh, {"meta": np.array(meta), **{f"f{i}": f for i, f in enumerate(frames)}})
+            size = os.path.getsize(tmp)
+            os.replace(tmp, self._path(key))
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+        if self._estimate is None:
+            self._estimate = self._list()[1]
+        else:
+            self._estimate += size
+        if self._estimate > self.max_bytes:
+            self.evict()
+
+    def _list(self) -> tuple[list[tuple[float, int, str]], int]:
+        """(mtime, size, name) of every entry, and their total. Other writers' temporary
+        files (``.tmp-*``) are not entries; one left by a killed writer long ago is removed."""
+        entries = []
+        now = time.time()
+        with os.scandir(self.frames_dir) as listing:
+            for entry in listing:
+                try:
+                    st = entry.stat()
+                except FileNotFoundError:  # evicted or renamed meanwhile
+                    continue
+                if entry.name.startswith("."):
+                    if entry.name.startswith(".tmp-") and now - st.st_mtime > STALE_TEMP_SECONDS:
+                        _unlink(entry.path)
+                    continue
+                if entry.name.endswith(".npz"):
+                    entries.append((st.st_mtime, st.st_size, entry.name))
+        return entries, sum(size for _, size, _ in entries)
 
     def evict(self) -> None:
-        entries = []
-        for path in (self.root / "frames").glob("*.npz"):
-            try:
-                st = path.stat()
-            except FileNotFoundError:  # another worker evicted it
-                continue
-            entries.append((st.st_mtime, st.st_size, path))
-        total = sum(size for _, size, _ in entries)
-        for _, size, path in sorted(entries):
-            if total <= self.max_bytes:
-                break
-            try:
-                path.unlink()
-                total -= size
-            except FileNotFoundError:
-                pass
+        """Remove the least recently used entries until the folder holds at most 90% of
+        the bound (all of it when the bound is below one entry)."""
+        entries, total = self._list()
+        if total > self.max_bytes:
+            target = self.max_bytes * LOW_WATER
+            for _, size, name in sorted(entries):
+                if total <= target:
+                    break
+                if _unlink(self.frames_dir / name):
+                    total -= size
+        self._estimate = total
 
     def size_bytes(self) -> int:
-        return sum(p.stat().st_size for p in (self.root / "frames").glob("*.npz"))
+        return self._list()[1]
+
+
+def _unlink(path: str | os.PathLike) -> bool:
+    try:
+        os.unlink(path)
+        return True
+    except FileNotFoundError:  # another process removed it first
+        return False
+
+
+def write_npz(fh: Any, arrays: dict[str, np.ndarray]) -> None:
+    """An ``.npz`` (``np.load`` reads it) deflated at level 1: frames shrink several
+    times at a small fraction of the cost of numpy's own ``savez_compressed`` (level 6)."""
+    with zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        for name, array in arrays.items():
+            with archive.open(f"{name}.npy", "w") as member:
+                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
 
 
 def content_hash(path: str | os.PathLike, memo_dir: str | os.PathLike) -> str:
@@ -117,8 +233,12 @@ def content_hash(path: str | os.PathLike, memo_dir: str | os.PathLike) -> str:
     memo_dir = Path(memo_dir)
     memo_dir.mkdir(parents=True, exist_ok=True)
     memo = memo_dir / hashlib.sha1(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
-    if memo.exists():
-        return memo.read_text().strip()
+    try:
+        known = memo.read_text().strip()
+    except OSError:
+        known = ""
+    if len(known) == 64:  # a damaged memo is recomputed
+        return known
     digest = hashlib.sha256()
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     for f in files:

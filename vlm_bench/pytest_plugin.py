@@ -16,43 +16,29 @@ import time
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from vlm_bench.config import ConfigError, RunConfig, build_run_config, run_fingerprint
-from vlm_bench.datasets import DatasetError, load_samples, select_samples
-from vlm_bench.evaluate import Evaluator, error_record
-from vlm_bench.grading import format_grading, grading_summary, is_graded, write_output_tree
-from vlm_bench.options import add_options
-from vlm_bench.progress import progress_line
-from vlm_bench.runners import ServerUnavailable
-from vlm_bench.results import (
-    ITEMS_FILE,
-    SUMMARY_FILE,
-    ResultsDirError,
-    ResultsWriter,
-    RunLock,
-    build_manifest,
-    check_results_dir,
-    describe_holder,
-    format_table,
-    prepare_results_dir,
-    record_uid,
-    reusable_records,
-    run_info,
-    summarize,
-    utc_now,
-    write_json_atomic,
-)
-from vlm_bench.scheduling import check_gpu_plan, in_shard, visible_gpus, worker_gpus
+from vlm_bench.options import OPTIONS, add_options
 from vlm_bench.types import ItemRecord, Sample
+
+# Everything else is imported when a session uses vlm-bench: this module loads in every
+# pytest session of an environment where vlm-bench is installed, and numpy, OpenCV and
+# PyYAML would cost each such session about 0.4 s and 30 MiB.
+if TYPE_CHECKING:
+    from vlm_bench.config import RunConfig
+    from vlm_bench.evaluate import Evaluator
+    from vlm_bench.results import RunLock
+    from vlm_bench.runners import ServerUnavailable
+    from vlm_bench.scheduling import Upcoming
 
 RECORD_KEY = "vlm_bench_record"
 UID_KEY = "vlm_bench_uid"  # on every report of a test that evaluates an item
 REUSED_KEY = "vlm_bench_reused"
 LOAD_ERROR_KEY = "vlm_bench_load_error"
 WORKER_KEY = "vlm_bench_worker"
+TRANSPORT_KEYS = (RECORD_KEY, UID_KEY, REUSED_KEY, LOAD_ERROR_KEY, WORKER_KEY)
 GPUS_INPUT = "vlm_bench_gpus"
 PLUGIN_NAME = "vlm_bench_session"
 MARKERS = (
@@ -90,8 +76,23 @@ def pytest_configure(config: pytest.Config) -> None:
     workerinput = getattr(config, "workerinput", {})
     if workerinput.get(GPUS_INPUT) is not None:  # an xdist worker: pin before anything initialises CUDA
         os.environ["CUDA_VISIBLE_DEVICES"] = workerinput[GPUS_INPUT]
-    if config.option.help:
-        return
+    if config.option.help or not uses_vlm_bench(config):
+        return  # started on first use (a test asking for vlm_item or a vlm fixture), if any
+    start_session(config)
+
+
+def uses_vlm_bench(config: pytest.Config) -> bool:
+    """Whether this session names vlm-bench data or sets a vlm-bench option; other
+    sessions get nothing loaded until a test asks for a vlm-bench fixture."""
+    if config.getini("vlm_bench_datasets"):
+        return True
+    return any(config.getoption(opt.dest) not in (None, False, opt.kwargs.get("default")) for opt in OPTIONS)
+
+
+def start_session(config: pytest.Config) -> "VlmBenchSession":
+    from vlm_bench.config import ConfigError
+    from vlm_bench.results import ResultsDirError, check_results_dir
+
     if config.getoption("vlm_resume") and config.getoption("vlm_overwrite"):
         raise pytest.UsageError("vlm-bench: --resume and --overwrite contradict each other; give one")
     try:
@@ -106,6 +107,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except (ResultsDirError, ValueError) as exc:
         raise pytest.UsageError(f"vlm-bench: {exc}") from None
     config.pluginmanager.register(session, PLUGIN_NAME)
+    return session
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -115,6 +117,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def run_config_from_pytest(config: pytest.Config) -> RunConfig:
+    from vlm_bench.config import build_run_config
+
     opt = config.getoption
     datasets = opt("vlm_datasets")
     if not datasets:
@@ -149,21 +153,34 @@ def run_config_from_pytest(config: pytest.Config) -> RunConfig:
             "model": opt("vlm_served_model"),
             "concurrency": opt("vlm_concurrency"),
         },
+        frame_memory_gb=opt("vlm_frame_memory_gb"),
     )
 
 
 def _get_session(config: pytest.Config) -> "VlmBenchSession":
     session = config.pluginmanager.get_plugin(PLUGIN_NAME)
     if session is None:
-        raise RuntimeError("the vlm-bench plugin is not configured in this session")
+        try:
+            session = start_session(config)
+        except pytest.UsageError as exc:
+            pytest.fail(str(exc), pytrace=False)
     return session
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "vlm_item" in metafunc.fixturenames:
+        _get_session(metafunc.config).parametrize(metafunc)
 
 
 class VlmBenchSession:
     """Per-session state the plugin owns: the resolved run, the items, the evaluator and,
-    on the controller, the results folder (its lock and writer) and the records."""
+    on the controller, the results folder (its lock and writer) and the summary, built as
+    the records arrive (a long run does not keep them)."""
 
     def __init__(self, config: pytest.Config, run: RunConfig):
+        from vlm_bench.config import run_fingerprint
+        from vlm_bench.results import ResultsWriter, RunSummary, run_info, utc_now
+
         self.config = config
         self.run = run
         self.is_controller = not hasattr(config, "workerinput")  # pytest-xdist workers carry workerinput
@@ -172,16 +189,18 @@ class VlmBenchSession:
         self._samples: list[Sample] | None = None
         self._evaluator: Evaluator | None = None
         self.build_error: str | None = None  # the evaluator itself could not be built
-        self._positions: dict[int, int] | None = None
         self.fingerprint = run_fingerprint(run)
         self.breakdowns = list(dict.fromkeys(b for d in run.datasets for b in d.breakdowns))
         self.plan = {"shard": list(run.shard) if run.shard else None, "limit": run.limit, "categories": list(run.categories)}
         self.writer = ResultsWriter(self.results_dir, dict(run_info(self.fingerprint, self.plan), breakdowns=self.breakdowns))
         self.lock: RunLock | None = None  # the controller's hold on the results folder
-        self.records: list[dict[str, Any]] = []
-        self.recorded: set[str] = set()
+        self.running_summary = RunSummary(self.breakdowns)
+        self.scored = self.passed = 0  # for the progress line
+        self.graded_records: list[dict[str, Any]] = []  # kept for the VMEvalKit grading tree only
+        self.recorded: set[str] = set()  # uids of the items with a record
         self.expected: dict[str, str] = {}  # node id -> item uid of each test that evaluates an item
-        self.reached: set[str] = set()  # node ids that ran (any report)
+        self.next_in_function: Upcoming | None = None  # look-ahead for batches and prefetch
+        self.next_in_group: Upcoming | None = None
         self.empty_reasons: list[str] = []  # why a selection holds no items
         self.other_failures = 0
         self.summary: dict[str, Any] | None = None
@@ -195,11 +214,15 @@ class VlmBenchSession:
         self.load_error: str | None = None  # the engine's, as the controller first heard of it
         self.stopped_by: str | None = None  # why stop() ended the session (a server that is down)
         self.deselected_benchmarks = 0
+        self.stand_ins: dict[str, int] = {}  # test function -> items it stands in for (see parametrize)
 
     # ------------------------------------------------------------ items and engine
 
     def samples(self) -> list[Sample]:
         if self._samples is None:
+            from vlm_bench.datasets import load_samples, select_samples
+            from vlm_bench.scheduling import in_shard
+
             samples: list[Sample] = []
             reasons = []
             for dataset in self.run.datasets:
@@ -228,6 +251,9 @@ class VlmBenchSession:
         built; then every item's record carries ``build_error``. A server that is down
         stops the session instead (``stop``)."""
         if self._evaluator is None and self.build_error is None:
+            from vlm_bench.evaluate import Evaluator
+            from vlm_bench.runners import ServerUnavailable
+
             try:
                 evaluator = Evaluator(self.run, self.samples())
                 evaluator.load()
@@ -248,7 +274,8 @@ class VlmBenchSession:
         pytest.exit(f"vlm-bench: {exc}", returncode=pytest.ExitCode.INTERRUPTED)
 
     def worker_info(self) -> dict[str, Any]:
-        """This process's engine loads, GPUs, frame-cache use and engine error, for the summary."""
+        """This process's engine loads, GPUs, frame decodes (and frames shared between
+        questions about one video), frame-cache use and engine error, for the summary."""
         ev = self._evaluator
         return {
             "worker": getattr(self.config, "workerinput", {}).get("workerid", "main"),
@@ -256,6 +283,7 @@ class VlmBenchSession:
             "load_seconds": ev.load_seconds if ev else None,
             "gpus": os.environ.get("CUDA_VISIBLE_DEVICES"),
             "cpu_threads": getattr(ev.adapter.engine, "cpu_threads", None) if ev and ev.adapter else None,
+            "frames": {"decoded": ev.decodes, "shared": ev.memory.hits} if ev else None,
             "frame_cache": {"hits": ev.cache.hits, "misses": ev.cache.misses} if ev and ev.cache else None,
             "error": self.engine_error(),
             **({"server": ev.adapter.engine_info()} if ev and ev.adapter and ev.adapter.engine_info() else {}),
@@ -277,34 +305,49 @@ class VlmBenchSession:
         an xdist worker reads them on first use, after the controller has claimed it."""
         if self._reused is None:
             self._reused = {}
-            items = self.results_dir / ITEMS_FILE
+            items = self.results_dir / "items.jsonl"
             if not self.is_controller and self.config.getoption("vlm_resume") and items.exists():
+                from vlm_bench.results import record_uid, reusable_records
+
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # the controller reports a cut-off line
                     self._reused = {record_uid(r): r for r in reusable_records(items)}
         return self._reused
 
-    def upcoming(self, node: pytest.Item, count: int, same_cluster: bool = False) -> list[Sample]:
-        """The next ``count`` items this test function runs after ``node`` (in collection
-        order), for batching and frame prefetch."""
-        if count <= 0:
-            return []
-        items = node.session.items
-        if self._positions is None:
-            self._positions = {id(it): i for i, it in enumerate(items)}
-        current = node.callspec.params["vlm_item"]
-        ahead: list[Sample] = []
-        for other in items[self._positions.get(id(node), len(items)) + 1 :]:
-            if len(ahead) == count:
-                break
-            callspec = getattr(other, "callspec", None)
-            if getattr(other, "originalname", None) != node.originalname or not callspec or not isinstance(callspec.params.get("vlm_item"), Sample):
-                continue
-            sample = callspec.params["vlm_item"]
-            if sample.uid in self.reused or (same_cluster and sample.cluster_key != current.cluster_key):
-                continue
-            ahead.append(sample)
-        return ahead
+    def parametrize(self, metafunc: pytest.Metafunc) -> None:
+        from vlm_bench.config import ConfigError
+        from vlm_bench.datasets import DatasetError
+
+        if not self.run.datasets:
+            pytest.fail("vlm-bench: no dataset; pass --dataset FILE.jsonl (or a dataset YAML)", pytrace=False)
+        try:
+            samples = self.samples()
+        except (DatasetError, ConfigError) as exc:
+            pytest.fail(f"vlm-bench: {exc}", pytrace=False)
+        ids = self.item_ids(samples)
+        if len(samples) > 1 and self.deselected_by_mark(metafunc):
+            # -m drops every item of this function (evals/test_latency.py under the default
+            # "not benchmark"): one stand-in, not a second copy of the dataset to collect.
+            self.stand_ins[metafunc.definition.nodeid] = len(samples)
+            samples, ids = samples[:1], ids[:1]
+        metafunc.parametrize("vlm_item", samples, ids=ids)
+
+    def deselected_by_mark(self, metafunc: pytest.Metafunc) -> bool:
+        """Whether ``-m`` deselects every item of this test function, judged on the
+        function's marks (plus ``smoke``, where pytest_collection_modifyitems adds it)."""
+        expression = self.config.option.markexpr
+        if not expression:
+            return False
+        marks = list(metafunc.definition.iter_markers())
+        if self.run.backend == "mock" and not any(m.name == "benchmark" for m in marks):
+            marks.append(pytest.mark.smoke.mark)
+        try:
+            from _pytest.mark import MarkMatcher
+            from _pytest.mark.expression import Expression
+
+            return not Expression.compile(expression).evaluate(MarkMatcher.from_markers(marks))
+        except Exception:  # pytest's internals moved: collect every item, as pytest would
+            return False
 
     def evaluate(self, node: pytest.Item, sample: Sample) -> tuple[ItemRecord, bool]:
         """(record, reused): a resumed run's record, or a fresh evaluation. Batching looks
@@ -314,11 +357,17 @@ class VlmBenchSession:
             return ItemRecord(**self.reused[sample.uid]), True
         evaluator = self.evaluator()
         if evaluator is None:
+            from vlm_bench.evaluate import error_record
+
             return error_record(self.run, sample, self.build_error or "vlm-bench could not set up the evaluation"), False
         batch = self.run.model.batch_size - 1 if self.is_controller else 0
         window = max(batch, self.run.concurrency - 1)  # requests in flight need no batching, so workers look ahead too
-        ahead = self.upcoming(node, window, same_cluster=not self.is_controller)
-        evaluator.prefetch(self.upcoming(node, window + self.run.prefetch, same_cluster=not self.is_controller)[window:])
+        upcoming = self.next_in_function if self.is_controller else self.next_in_group
+        ahead = upcoming.after(node.nodeid, window) if upcoming is not None and window else []
+        if self.run.prefetch and upcoming is not None:
+            evaluator.prefetch(upcoming.after(node.nodeid, window + self.run.prefetch)[window:])
+        from vlm_bench.runners import ServerUnavailable
+
         try:
             return evaluator.evaluate(sample, ahead), False
         except ServerUnavailable as exc:
@@ -332,6 +381,8 @@ class VlmBenchSession:
         results folder (a second run is refused here, naming this one) and ready it."""
         if self.lock is not None:
             return
+        from vlm_bench.results import ResultsDirError, RunLock, describe_holder, prepare_results_dir
+
         try:
             self.lock = RunLock.acquire(self.results_dir)
             self._reused = prepare_results_dir(
@@ -360,6 +411,8 @@ class VlmBenchSession:
             print(line, file=sys.stderr)
 
     def plan_gpus(self) -> None:
+        from vlm_bench.scheduling import check_gpu_plan, visible_gpus
+
         workers = getattr(self.config.option, "numprocesses", None)
         if not isinstance(workers, int) or workers < 1:
             return
@@ -381,6 +434,9 @@ class VlmBenchSession:
             return None
         from xdist.scheduler import LoadScopeScheduling
 
+        from vlm_bench.config import ConfigError
+        from vlm_bench.datasets import DatasetError
+
         groups = {}
         if self.run.datasets:
             try:
@@ -400,6 +456,8 @@ class VlmBenchSession:
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
         """pytest-xdist, controller side: give worker gw<k> its own GPU slice."""
+        from vlm_bench.scheduling import worker_gpus
+
         if self.gpus_per_worker:
             index = int(node.gateway.id.removeprefix("gw"))
             node.workerinput[GPUS_INPUT] = ",".join(worker_gpus(index, self.gpus_per_worker, self.gpus))
@@ -412,6 +470,9 @@ class VlmBenchSession:
         with an item's parameter id count.)"""
         if self.lock is not None or not self.run.datasets or self.config.option.collectonly:
             return
+        from vlm_bench.config import ConfigError
+        from vlm_bench.datasets import DatasetError
+
         try:
             samples = self.samples()
         except (DatasetError, ConfigError):
@@ -420,18 +481,6 @@ class VlmBenchSession:
         self.expected = {nid: uid_of[_param_id(nid)] for nid in ids if _param_id(nid) in uid_of}
         if self.expected or (not samples and any(_param_id(nid) == "NOTSET" for nid in ids)):
             self.claim_results_dir()
-
-    @pytest.hookimpl
-    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
-        if "vlm_item" not in metafunc.fixturenames:
-            return
-        if not self.run.datasets:
-            pytest.fail("vlm-bench: no dataset; pass --dataset FILE.jsonl (or a dataset YAML)", pytrace=False)
-        try:
-            samples = self.samples()
-        except (DatasetError, ConfigError) as exc:
-            pytest.fail(f"vlm-bench: {exc}", pytrace=False)
-        metafunc.parametrize("vlm_item", samples, ids=self.item_ids(samples))
 
     @pytest.hookimpl
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
@@ -446,20 +495,30 @@ class VlmBenchSession:
 
     @pytest.hookimpl
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        """A single process (not xdist): note the items that will be evaluated and claim
-        the results folder when there are any (or an empty selection to record)."""
-        if not self.is_controller:
-            return
+        """Index the run order for look-ahead, once (O(items)). A single process (not
+        xdist): note the items that will be evaluated and claim the results folder when
+        there are any (or an empty selection to record)."""
+        from vlm_bench.scheduling import Upcoming
+
         has_items = False
+        entries = []
         for item in session.items:
             if "vlm_item" not in getattr(item, "fixturenames", ()):
                 continue
             has_items = True
-            uid = dict(item.user_properties).get(UID_KEY)
-            if uid is not None:
-                self.expected[item.nodeid] = uid
-        if has_items and not session.testsfailed and not self.config.option.collectonly:
-            self.claim_results_dir()
+            sample = item.callspec.params.get("vlm_item") if hasattr(item, "callspec") else None
+            if not isinstance(sample, Sample):
+                continue
+            function = (item.parent.nodeid if item.parent else "", getattr(item, "originalname", item.name))
+            entries.append((item.nodeid, function, sample))
+            if self.is_controller and "vlm_evaluate" in item.fixturenames:
+                self.expected[item.nodeid] = sys.intern(sample.uid)
+        if self.is_controller and has_items and not session.testsfailed and not self.config.option.collectonly:
+            self.claim_results_dir()  # first: it finds the resumed run's records, which look-ahead skips
+        if self.is_controller:
+            self.next_in_function = Upcoming(entries, self.reused)
+        else:  # a worker prefetches only within the work unit it was given: one video's questions
+            self.next_in_group = Upcoming(((key, (fn, _group_name(s)), s) for key, fn, s in entries), self.reused)
 
     @property
     def total_items(self) -> int:
@@ -471,11 +530,28 @@ class VlmBenchSession:
             return mode == "always"
         return sys.stdout.isatty() and self.config.get_verbosity() >= 0 and not os.environ.get("CI")
 
-    @pytest.hookimpl
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if not self.is_controller:
-            return
-        self.reached.add(report.nodeid)
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport):
+        """Controller: take the record that came with the report. Everywhere, once the
+        other plugins (xdist's sender among them) have seen the report: drop what vlm-bench
+        put on it, since pytest keeps every report to the end of the session."""
+        if self.is_controller:
+            self.take_report(report)
+        try:
+            return (yield)
+        finally:
+            drop_transport(report.user_properties)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
+        """The call report has copied the record from the item's properties; the item,
+        also kept to the end, need not hold it too."""
+        report = yield
+        if call.when == "call":
+            drop_transport(item.user_properties)
+        return report
+
+    def take_report(self, report: pytest.TestReport) -> None:
         props = dict(report.user_properties)
         record = props.get(RECORD_KEY)
         if record is not None and report.when == "call":
@@ -489,7 +565,10 @@ class VlmBenchSession:
             self.other_failures += 1
 
     def add_record(self, record: dict[str, Any], reused: bool, worker: dict[str, Any] | None) -> None:
-        uid = record_uid(record)
+        from vlm_bench.grading import is_graded
+        from vlm_bench.results import record_uid
+
+        uid = sys.intern(record_uid(record))  # the string self.expected holds: one copy per item
         if uid in self.recorded:
             return  # one record per item, whatever a test does
         self.recorded.add(uid)
@@ -497,12 +576,19 @@ class VlmBenchSession:
             self.reused_count += 1
         else:
             self.writer.write(record)
-        self.records.append(record)
+        self.running_summary.add(record)
+        if record.get("passed") is not None or record.get("error") is not None:
+            self.scored += 1
+            self.passed += bool(record.get("passed"))
+        if is_graded(record):
+            self.graded_records.append(record)
         if worker:
             self.workers[worker["worker"]] = worker
         self.report_progress()
 
     def failure_record(self, uid: str, report: pytest.TestReport) -> dict[str, Any]:
+        from vlm_bench.evaluate import error_record
+
         sample = next(s for s in self.samples() if s.uid == uid)
         crash = getattr(report.longrepr, "reprcrash", None)
         lines = [line for line in str(report.longreprtext).splitlines() if line.strip()]
@@ -529,23 +615,25 @@ class VlmBenchSession:
     def pytest_report_collectionfinish(self, config: pytest.Config, items: list[pytest.Item]) -> list[str]:
         if not self.deselected_benchmarks:
             return []
+        stood_in = sum(self.stand_ins.values())
+        how = f" (one stand-in per test for its {stood_in} items)" if stood_in else ""
         return [
-            f"vlm-bench: {self.deselected_benchmarks} of the deselected are per-item latency benchmarks "
-            "(marker benchmark, off by default); pytest evals -m benchmark runs them"
+            f"vlm-bench: {self.deselected_benchmarks} of the deselected are per-item latency benchmarks{how}, "
+            "marker benchmark, off by default; pytest evals -m benchmark runs them"
         ]
 
     def report_progress(self) -> None:
         now = time.monotonic()
-        done = len(self.records)
+        done = len(self.recorded)
         if not self.show_progress() or (now - self._last_progress < self.config.getoption("vlm_progress_interval") and done < self.total_items):
             return
+        from vlm_bench.progress import progress_line
+
         self._last_progress = now
-        scored = [r for r in self.records if r.get("passed") is not None or r.get("error") is not None]
-        passed = sum(1 for r in scored if r.get("passed"))
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
             reporter.write("\n")  # after the outcome letters of this line
-            reporter.write_line(progress_line(done, self.total_items, passed, len(scored), now - self._started))
+            reporter.write_line(progress_line(done, self.total_items, self.passed, self.scored, now - self._started))
 
     def stop_reason(self, session: pytest.Session, exitstatus: int) -> str:
         if self.stopped_by:
@@ -558,12 +646,17 @@ class VlmBenchSession:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self._evaluator is not None:
             self._evaluator.close()
+        if self.is_controller and (self._evaluator is not None or self.build_error is not None):
+            self.workers["main"] = self.worker_info()  # a single process: no report carried it
         if not self.is_controller or self.lock is None:
             return
+        from vlm_bench.grading import grading_summary, write_output_tree
+        from vlm_bench.results import SUMMARY_FILE, build_manifest, write_json_atomic
+
         self.writer.close()
-        if not self.records:
+        if not self.recorded:
             self.writer.start()  # an empty selection still leaves items.jsonl and run.json
-        summary = summarize(self.records, self.run.min_pass_rate, self.breakdowns)
+        summary = self.running_summary.result(self.run.min_pass_rate)
         not_run = set(self.expected.values()) - self.recorded
         summary["complete"] = not not_run
         summary["items_expected"] = self.total_items
@@ -572,12 +665,12 @@ class VlmBenchSession:
         summary["note"] = "; ".join(self.empty_reasons) or None
         errors = sorted({w["error"] for w in self.workers.values() if w.get("error")})
         summary["engine_error"] = "; ".join(errors) or None
-        if any(is_graded(r) for r in self.records):
-            summary["vmevalkit"] = grading_summary(self.records)
+        if self.graded_records:
+            summary["vmevalkit"] = grading_summary(self.graded_records)
             judge = {"judge_model": self.run.model.name, "backend": self.run.backend, "quant": self.run.quant}
             for dataset in self.run.datasets:
                 if dataset.format == "vmevalkit-outputs":
-                    mine = [r for r in self.records if r["dataset"] == dataset.name]
+                    mine = [r for r in self.graded_records if r["dataset"] == dataset.name]
                     write_output_tree(self.results_dir, mine, Path(dataset.root).name, judge)
         summary["results_dir"] = str(self.results_dir)
         summary["reused"] = self.reused_count
@@ -602,6 +695,9 @@ class VlmBenchSession:
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.summary is None:
             return
+        from vlm_bench.grading import format_grading
+        from vlm_bench.results import ITEMS_FILE, SUMMARY_FILE, format_table
+
         run, summary = self.run, self.summary
         terminalreporter.section(f"vlm-bench: {run.model.name} on {run.backend} (quant {run.quant})")
         if self.load_error:
@@ -614,7 +710,7 @@ class VlmBenchSession:
             terminalreporter.write_line(f"reused {self.reused_count} finished items from the resumed run")
         if not summary["complete"]:
             terminalreporter.write_line(
-                f"INCOMPLETE: {len(self.records)} of {summary['items_expected']} items ran ({summary['stopped']}); "
+                f"INCOMPLETE: {len(self.recorded)} of {summary['items_expected']} items ran ({summary['stopped']}); "
                 "finish the run with --resume",
                 red=True,
                 bold=True,
@@ -638,6 +734,11 @@ def _param_id(nodeid: str) -> str:
 def _categories_of(samples: list[Sample]) -> list[str]:
     found = {s.category for s in samples if s.category} | {f"{k}={v}" for s in samples for k, v in s.categories.items()}
     return sorted(found)[:12]
+
+
+def drop_transport(props: list[tuple[str, Any]]) -> None:
+    if any(key in TRANSPORT_KEYS for key, _ in props):
+        props[:] = [(key, value) for key, value in props if key not in TRANSPORT_KEYS]
 
 
 def _group_name(sample: Sample) -> str:
@@ -682,6 +783,8 @@ def vlm_evaluate(request: pytest.FixtureRequest):
         except pytest.exit.Exception:  # the session stops (a server that is down): no record
             raise
         except Exception as exc:
+            from vlm_bench.evaluate import error_record
+
             record, reused = error_record(session.run, sample, f"vlm-bench internal error on item {sample.id!r}: {type(exc).__name__}: {exc}"), False
             data = record.as_dict()
         props = request.node.user_properties
@@ -689,7 +792,8 @@ def vlm_evaluate(request: pytest.FixtureRequest):
         if reused:
             props.append((REUSED_KEY, True))
             return record
-        props.append((WORKER_KEY, session.worker_info()))
+        if not session.is_controller:  # a single process adds its own at the end
+            props.append((WORKER_KEY, session.worker_info()))
         load_error = session.engine_error()
         if load_error and record.error == load_error:
             props.append((LOAD_ERROR_KEY, load_error))

@@ -525,6 +525,45 @@ class RateBucket:
         }
 
 
+class RunSummary:
+    """The summary built one record at a time, so a long run need not keep its records:
+    ``add`` each record as it finishes, ``result()`` at the end (see ``summarize``)."""
+
+    def __init__(self, breakdowns: Iterable[Iterable[str]] = ()):
+        self.overall = RateBucket()
+        self.per_dataset: dict[str, RateBucket] = defaultdict(RateBucket)
+        self.per_category: dict[str, RateBucket] = defaultdict(RateBucket)
+        self.dims = [tuple(b) for b in breakdowns]
+        self.per_breakdown: dict[str, dict[str, RateBucket]] = defaultdict(lambda: defaultdict(RateBucket))
+        self.latencies: list[float] = []
+
+    def add(self, rec: Mapping[str, Any]) -> None:
+        self.overall.add(rec)
+        self.per_dataset[rec["dataset"]].add(rec)
+        if rec.get("category") is not None:
+            self.per_category[str(rec["category"])].add(rec)
+        cats = rec.get("categories") or {}
+        for dim in self.dims:
+            if all(d in cats for d in dim):
+                self.per_breakdown[" x ".join(dim)][" | ".join(str(cats[d]) for d in dim)].add(rec)
+        if rec.get("latency_ms") is not None:
+            self.latencies.append(rec["latency_ms"])
+
+    def result(self, min_pass_rate: float | None = None) -> dict[str, Any]:
+        summary: dict[str, Any] = self.overall.as_dict()
+        summary["per_dataset"] = {k: v.as_dict() for k, v in sorted(self.per_dataset.items())}
+        summary["per_category"] = {k: v.as_dict() for k, v in sorted(self.per_category.items())}
+        summary["breakdowns"] = {
+            name: {k: v.as_dict() for k, v in sorted(values.items())} for name, values in self.per_breakdown.items()
+        }
+        summary["latency_ms"] = _latency_stats(self.latencies)
+        summary["min_pass_rate"] = min_pass_rate
+        summary["below_min_pass_rate"] = (
+            min_pass_rate is not None and (summary["pass_rate"] is None or summary["pass_rate"] < min_pass_rate)
+        )
+        return summary
+
+
 def summarize(
     records: Iterable[Mapping[str, Any]],
     min_pass_rate: float | None = None,
@@ -535,36 +574,10 @@ def summarize(
     items over scored items (an errored item counts as not passed; an unscored item, with
     no checkable answer, is left out), so it equals the share of passed tests. Each rate
     carries a 95% interval clustered by video."""
-    overall = RateBucket()
-    per_dataset: dict[str, RateBucket] = defaultdict(RateBucket)
-    per_category: dict[str, RateBucket] = defaultdict(RateBucket)
-    dims = [tuple(b) for b in breakdowns]
-    per_breakdown: dict[str, dict[str, RateBucket]] = defaultdict(lambda: defaultdict(RateBucket))
-    latencies = []
+    running = RunSummary(breakdowns)
     for rec in records:
-        overall.add(rec)
-        per_dataset[rec["dataset"]].add(rec)
-        if rec.get("category") is not None:
-            per_category[str(rec["category"])].add(rec)
-        cats = rec.get("categories") or {}
-        for dim in dims:
-            if all(d in cats for d in dim):
-                per_breakdown[" x ".join(dim)][" | ".join(str(cats[d]) for d in dim)].add(rec)
-        if rec.get("latency_ms") is not None:
-            latencies.append(rec["latency_ms"])
-
-    summary: dict[str, Any] = overall.as_dict()
-    summary["per_dataset"] = {k: v.as_dict() for k, v in sorted(per_dataset.items())}
-    summary["per_category"] = {k: v.as_dict() for k, v in sorted(per_category.items())}
-    summary["breakdowns"] = {
-        name: {k: v.as_dict() for k, v in sorted(values.items())} for name, values in per_breakdown.items()
-    }
-    summary["latency_ms"] = _latency_stats(latencies)
-    summary["min_pass_rate"] = min_pass_rate
-    summary["below_min_pass_rate"] = (
-        min_pass_rate is not None and (summary["pass_rate"] is None or summary["pass_rate"] < min_pass_rate)
-    )
-    return summary
+        running.add(rec)
+    return running.result(min_pass_rate)
 
 
 def _latency_stats(values: list[float]) -> dict[str, float] | None:

@@ -1,5 +1,6 @@
-"""Splitting work across processes and machines: shards of items and GPU slices for
-pytest-xdist workers. Pure functions; the plugin applies them."""
+"""Splitting work across processes and machines: shards of items, GPU slices for
+pytest-xdist workers, and the look-ahead over the items a process runs next. Plain
+Python; the plugin applies it."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import hashlib
 import os
 import shutil
 import subprocess
-from typing import Mapping, Sequence
+from typing import Any, Container, Hashable, Iterable, Mapping, Sequence
 
 
 def shard_of(uid: str, count: int) -> int:
@@ -55,3 +56,29 @@ def check_gpu_plan(workers: int, gpus_per_worker: int, visible: Sequence[str]) -
             f"{workers} workers x {gpus_per_worker} GPUs need {workers * gpus_per_worker} GPUs, "
             f"{len(visible)} are visible ({','.join(visible) or 'none'}); lower -n or --gpus-per-worker"
         )
+
+
+class Upcoming:
+    """The items a process runs after a given one, for batching and frame prefetch.
+
+    Built once from the collected items, in run order, as ``(item key, list key, sample)``:
+    items with the same list key (one test function, or one function and one video) form
+    one list. ``after`` is then a slice, so looking ahead costs nothing that grows with
+    the number of items. Items in ``skip`` (records reused from a resumed run) are left out."""
+
+    def __init__(self, entries: Iterable[tuple[str, Hashable, Any]], skip: Container[str] = ()):
+        lists: dict[Hashable, list[Any]] = {}
+        self._where: dict[str, tuple[list[Any], int]] = {}
+        for key, list_key, sample in entries:
+            if sample.uid in skip:
+                continue
+            same = lists.setdefault(list_key, [])
+            self._where[key] = (same, len(same))
+            same.append(sample)
+
+    def after(self, key: str, count: int) -> list[Any]:
+        where = self._where.get(key)
+        if where is None or count <= 0:
+            return []
+        same, position = where
+        return same[position + 1 : position + 1 + count]

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, Mapping
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is not imported at run time: the pytest plugin loads this module in every session
+    import numpy as np
 
 FRAME_STRATEGIES = ("uniform", "stride", "fps")
 BACKENDS = ("native", "vlmeval", "openai", "mock")
@@ -22,7 +23,7 @@ class VideoConfig:
     stride: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {"max_frames": self.max_frames, "strategy": self.strategy, "fps": self.fps, "stride": self.stride}
 
 
 @dataclass(frozen=True)
@@ -87,9 +88,14 @@ class FrameSelection:
     video_fps: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["selected_indices"] = list(self.selected_indices)
-        return d
+        return {
+            "selected_indices": list(self.selected_indices),
+            "num_frames_total": self.num_frames_total,
+            "strategy": self.strategy,
+            "fps_used": self.fps_used,
+            "reader": self.reader,
+            "video_fps": self.video_fps,
+        }
 
 
 @dataclass(frozen=True, eq=False)
@@ -159,7 +165,13 @@ class ItemRecord:
     meta: Mapping[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The JSON line's fields. A shallow copy (``dataclasses.asdict`` deep-copies
+        every value, a cost paid once per item): the nested mappings are copied one level."""
+        data = {name: getattr(self, name) for name in _RECORD_FIELDS}
+        for name in ("video", "decode", "categories", "meta"):
+            if data[name] is not None:
+                data[name] = dict(data[name])
+        return data
 
     def failure_summary(self) -> str:
         if self.error:
@@ -168,3 +180,6 @@ class ItemRecord:
             f"{self.id}: scorer {self.scorer} gave {self.score} for prediction {self.prediction!r}"
             f" (answer {self.answer!r})" + (" [truncated at max_new_tokens]" if self.truncated else "")
         )
+
+
+_RECORD_FIELDS = tuple(f.name for f in fields(ItemRecord))
