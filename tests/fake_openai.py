@@ -13,8 +13,10 @@ from typing import Any
 
 
 class FakeOpenAIServer:
-    def __init__(self, models=("fake-model",), key: str | None = None, delay_s: float = 0.0, echo_key_on_401: bool = False):
+    def __init__(self, models=("fake-model",), key: str | None = None, delay_s: float = 0.0, echo_key_on_401: bool = False,
+                 owned_by: str = "fake"):
         self.models = list(models)
+        self.owned_by = owned_by
         self.key = key
         self.delay_s = delay_s
         self.echo_key_on_401 = echo_key_on_401
@@ -79,7 +81,7 @@ class FakeOpenAIServer:
                 if self.path.rstrip("/") != "/v1/models":
                     return self._send(404, {"error": {"message": f"no route {self.path}"}})
                 if self._authorized():
-                    self._send(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in server.models]})
+                    self._send(200, {"object": "list", "data": [{"id": m, "object": "model", "owned_by": server.owned_by} for m in server.models]})
 
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))

@@ -78,6 +78,9 @@ def test_the_docs_have_shell_blocks_to_run():
 @pytest.mark.parametrize("block", ALL_BLOCKS, ids=lambda b: b.id)
 def test_block_is_marked_correctly(block):
     if block.mark is None:
+        # a run of it would install into the environment running the tests (an editable
+        # install there repoints everyone's vlm_bench at the scratch copy)
+        assert not re.search(r"\bpip3? install\b", block.code), f"{block.id}: an install must be parse-only"
         return
     assert block.lang in SHELL_LANGS, f"{block.id}: a docs-test mark above a {block.lang or 'plain'} block"
     assert block.mark == "parse-only", f"{block.id}: unknown docs-test mark {block.mark!r} (only parse-only)"

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import EVAL_TEST, SMOKE_JSONL, read_jsonl
+from conftest import EVAL_TEST, REPO, SMOKE_JSONL, read_jsonl
 from fake_openai import FakeOpenAIServer
 from vlm_bench.config import ConfigError, build_run_config, resolve_model
 from vlm_bench.datasets import load_samples
@@ -102,13 +102,24 @@ def test_a_still_image_goes_at_its_own_size_without_a_label(server, smoke):
     assert np.array_equal(decoded(parts[0]), media.frames[0])
 
 
-def test_placeholder_layout_for_servers_that_join_text_parts(server, smoke):
+@pytest.mark.parametrize(
+    ("owned_by", "setting", "placeholder"),
+    [("lmdeploy", "auto", "<IMAGE_TOKEN>"), ("vllm", "auto", "<image>"), ("local", "auto", None),
+     ("vllm", "none", None), ("local", "<image>", "<image>")],
+)
+def test_labels_and_images_laid_out_as_the_server_needs(smoke, owned_by, setting, placeholder):
     media, _ = smoke("dots_sequence")
-    engine(server.url, frame_placeholder="<IMAGE_TOKEN>", image_format="jpeg").generate_video(media, "Count.", DecodeConfig())
+    with FakeOpenAIServer(owned_by=owned_by) as server:
+        eng = engine(server.url, frame_placeholder=setting, image_format="jpeg")
+        eng.generate_video(media, "Count.", DecodeConfig())
     parts = server.requests[-1]["messages"][-1]["content"]
-    assert parts[0] == {"type": "text", "text": "Frame1: <IMAGE_TOKEN>\nFrame2: <IMAGE_TOKEN>\nFrame3: <IMAGE_TOKEN>\nCount."}
-    assert [p["type"] for p in parts[1:]] == ["image_url"] * 3
-    assert parts[1]["image_url"]["url"].startswith("data:image/jpeg;base64,")
+    assert eng.describe()["frame_placeholder"] == placeholder and eng.describe()["owned_by"] == owned_by
+    if placeholder is None:
+        assert [p["type"] for p in parts] == ["text", "image_url"] * 3 + ["text"]
+    else:  # lmdeploy reads only the first text part; vLLM joins them and fills its placeholders in order
+        assert parts[0] == {"type": "text", "text": "".join(f"Frame{i}: {placeholder}\n" for i in (1, 2, 3)) + "Count."}
+        assert [p["type"] for p in parts[1:]] == ["image_url"] * 3
+    assert all(p["image_url"]["url"].startswith("data:image/jpeg;base64,") for p in parts if p["type"] == "image_url")
 
 
 def test_served_model_from_the_config_and_a_wrong_one_stops(server, smoke):
@@ -268,7 +279,7 @@ def test_requests_in_flight_give_the_same_records_and_resume_works(suite):
         strip = lambda r: {k: v for k, v in r.items() if k != "latency_ms"}  # noqa: E731
         assert [strip(r) for r in a] == [strip(r) for r in b] and all(r["error"] is None for r in b)
         assert json.loads((four / "summary.json").read_text())["workers"]["main"]["server"] == {
-            "base_url": srv.url, "model": "fake-model", "api_key_env": None}
+            "base_url": srv.url, "model": "fake-model", "owned_by": "fake", "frame_placeholder": None, "api_key_env": None}
         items = (four / "items.jsonl").read_text().splitlines()
         (four / "items.jsonl").write_text("\n".join(items[:5]) + "\n")  # as if the run stopped there
         before = len(srv.requests)
@@ -323,3 +334,22 @@ def test_the_key_never_appears_in_anything_a_run_writes(suite, monkeypatch):
         result.stdout.str(), result.stderr.str(), refused.stdout.str(), refused.stderr.str()
     ]:
         assert CANARY not in text
+
+
+# ---------------------------------------------------------------- the docs
+
+
+def test_the_docs_memory_table_is_what_the_script_computes():
+    docs = (REPO / "docs" / "served.md").read_text()
+    table = subprocess.run([sys.executable, str(REPO / "examples" / "served_memory.py")], capture_output=True, text=True, check=True).stdout
+    assert len(table.splitlines()) == 10 and table in docs
+
+
+def test_the_docs_served_model_yaml_is_a_valid_config(tmp_path):
+    from vlm_bench.config import ServerConfig, load_model_config
+
+    docs = (REPO / "docs" / "served.md").read_text()
+    block = docs.split("A YAML for one served model:", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "served.yaml").write_text(block)
+    cfg = load_model_config(tmp_path / "served.yaml")
+    assert cfg.engine == "openai" and ServerConfig.of(cfg).concurrency == 16 and ServerConfig.of(cfg).frame_placeholder == "auto"

@@ -42,7 +42,9 @@ def test_smoke_set_through_transformers_serve_equals_native(tiny_server, pyteste
     served = {r["id"]: r for r in read_jsonl(out / "items.jsonl")}
     assert all(r["backend"] == "openai" and r["error"] is None and r["latency_ms"] > 0 for r in served.values())
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["workers"]["main"]["server"]["model"] == tiny_server.model_dir  # the first of GET /v1/models
+    server = summary["workers"]["main"]["server"]
+    assert server["model"] == tiny_server.model_dir  # the first of GET /v1/models
+    assert server["owned_by"] == "local" and server["frame_placeholder"] is None  # interleaved parts
 
     torch.set_num_threads(1)
     run = build_run_config(model="tiny-internvl3", datasets=[str(SMOKE_JSONL)])

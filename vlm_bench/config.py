@@ -100,9 +100,11 @@ class ServerConfig:
     connect_timeout_s: float = 5.0
     max_retries: int = 5  # on 429, 5xx, timeouts and connection errors
     retry_base_s: float = 1.0  # backoff: base * 2**attempt (capped at 60 s), or the server's Retry-After
-    # "<image>" (vLLM) or "<IMAGE_TOKEN>" (lmdeploy): frame labels and placeholders in one
-    # text part, images after it; None: text and image parts interleaved (OpenAI style)
-    frame_placeholder: str | None = None
+    # How frame labels and images are laid out: a placeholder such as "<image>" (vLLM) or
+    # "<IMAGE_TOKEN>" (lmdeploy) puts labels and placeholders in one text part and the
+    # images after it; "none" interleaves text and image parts (OpenAI style, transformers
+    # serve); "auto" picks by the server's owned_by in GET /models (vllm, lmdeploy, else none)
+    frame_placeholder: str = "auto"
     frame_size: int | None = None  # side of the square each video frame is resized to; None: vision_args.short_side or 448
     image_format: str = "png"  # png is lossless; jpeg makes smaller requests
     extra_body: Mapping[str, Any] = field(default_factory=dict)  # engine-specific request fields

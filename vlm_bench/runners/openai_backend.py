@@ -9,13 +9,15 @@ processor resizes it (torchvision bicubic with antialias), so a server's dynamic
 keeps it as exactly one tile, as the native backend's video path does; a still image goes
 at its own size and the server tiles it as the native backend's image path does.
 
-How labels and images are laid out depends on the server:
-- interleaved (default): text and image parts alternate (``"Frame1: "``, image, ...),
-  which a chat template that iterates over the parts (``transformers serve``, the -hf
-  checkpoints) renders exactly as the native backend's prompt;
-- ``frame_placeholder``: one text part ``"Frame1: <image>\\n..."`` and the images after
-  it, for servers that join text parts and place images at placeholders (vLLM:
-  ``<image>``, lmdeploy: ``<IMAGE_TOKEN>``).
+How labels and images are laid out depends on the server (``frame_placeholder``):
+- ``none``: text and image parts alternate (``"Frame1: "``, image, ...), which a chat
+  template that iterates over the parts (``transformers serve``, the -hf checkpoints)
+  renders exactly as the native backend's prompt;
+- a placeholder: one text part ``"Frame1: <image>\\n..."`` and the images after it, for
+  servers that join the text parts and put each image at a placeholder (vLLM with the
+  remote-code InternVL3: ``<image>``; lmdeploy: ``<IMAGE_TOKEN>``; lmdeploy keeps only the
+  first text part, so interleaving would lose the question there);
+- ``auto`` (the default): by the server's ``owned_by`` in ``GET /models``.
 
 Several items are in flight at once when the evaluator submits them from threads; the
 client is thread-safe. Retries with backoff on 429, 5xx, timeouts and connection errors.
@@ -47,6 +49,8 @@ MAX_BACKOFF_S = 60.0
 MAX_RETRY_AFTER_S = 120.0
 STARTUP_ATTEMPTS = 3  # GET /models at load: a server that is down fails within about a second
 STARTUP_BACKOFF_S = 0.25
+# The layout each engine needs, by the owned_by its GET /models reports.
+PLACEHOLDERS = {"vllm": "<image>", "lmdeploy": "<IMAGE_TOKEN>"}
 T = TypeVar("T")
 
 
@@ -97,6 +101,8 @@ class OpenAIEngine:
         self.seed = seed
         self.client = None
         self.served_model: str | None = None
+        self.owned_by: str | None = None
+        self.placeholder: str | None = None  # None: interleaved parts
         self._key: str | None = None
         self._jitter = random.Random(seed)
         self._jitter_lock = threading.Lock()
@@ -126,6 +132,7 @@ class OpenAIEngine:
         )
         listed = self._call(self.client.models.list, "GET /models", attempts=STARTUP_ATTEMPTS, startup=True)
         ids = [m.id for m in listed.data]
+        owners = {m.id: getattr(m, "owned_by", None) for m in listed.data}
         if self.server.model is not None:
             if ids and self.server.model not in ids:
                 raise ServerUnavailable(
@@ -137,10 +144,21 @@ class OpenAIEngine:
             self.served_model = ids[0]
         else:
             raise ServerUnavailable(f"the server at {self.url} lists no model (GET /models is empty); set --served-model")
+        self.owned_by = owners.get(self.served_model)
+        layout = self.server.frame_placeholder
+        if layout == "auto":
+            layout = PLACEHOLDERS.get(str(self.owned_by).lower(), "none")
+        self.placeholder = None if layout == "none" else layout
 
     def describe(self) -> dict[str, Any]:
         """What the summary records about the server (never the key)."""
-        return {"base_url": self.url, "model": self.served_model, "api_key_env": self.server.api_key_env}
+        return {
+            "base_url": self.url,
+            "model": self.served_model,
+            "owned_by": self.owned_by,
+            "frame_placeholder": self.placeholder,
+            "api_key_env": self.server.api_key_env,
+        }
 
     # ------------------------------------------------------------ the request
 
@@ -160,7 +178,7 @@ class OpenAIEngine:
         if media.reference is not None:
             visuals.append(("", media.reference))
         images = [{"type": "image_url", "image_url": {"url": data_uri(img, fmt)}} for _, img in visuals]
-        placeholder = self.server.frame_placeholder
+        placeholder = self.placeholder
         if placeholder is not None:
             text = "".join(f"{label}{placeholder}\n" for label, _ in visuals) + prompt
             content = [{"type": "text", "text": text}, *images]
