@@ -318,12 +318,12 @@ class Evaluator:
         except Exception as exc:
             if len(chunk) > 1:  # find the item that fails; the others still get answers
                 return [record for one in chunk for record in self._generate([one])]
-            sample, media, _, _ = chunk[0]
-            return [self._record(sample, media, None, decode, describe_error(exc, sample))]
+            sample, media, prompt, _ = chunk[0]
+            return [self._record(sample, media, None, decode, describe_error(exc, sample), prompt)]
         elapsed_ms = (time.perf_counter() - started) * 1000
         return [
-            self._record(s, m, g if g.latency_ms is not None else replace(g, latency_ms=elapsed_ms), d, None)
-            for (s, m, _, d), g in zip(chunk, gens)
+            self._record(s, m, g if g.latency_ms is not None else replace(g, latency_ms=elapsed_ms), d, None, p)
+            for (s, m, p, d), g in zip(chunk, gens)
         ]
 
     def _record(
@@ -333,8 +333,9 @@ class Evaluator:
         gen: Generation | None,
         decode: DecodeConfig,
         error: str | None,
+        prompt: str | None = None,
     ) -> ItemRecord:
-        return item_record(self.run, sample, media, gen, decode, error)
+        return item_record(self.run, sample, media, gen, decode, error, prompt)
 
 
 def item_record(
@@ -344,8 +345,10 @@ def item_record(
     gen: Generation | None,
     decode: DecodeConfig,
     error: str | None,
+    prompt: str | None = None,
 ) -> ItemRecord:
-    """The item's record; a scorer that raises makes it an error record."""
+    """The item's record; a scorer that raises makes it an error record. ``prompt`` is the
+    text sent with the frames (an engine that changes it reports what the model saw)."""
     score = None
     if gen is not None and sample.answer is not None and error is None:
         try:
@@ -381,6 +384,9 @@ def item_record(
         cluster=sample.cluster_key,
         media=sample.media_path,
         meta=dict(sample.meta),
+        prompt=gen.prompt if gen is not None and gen.prompt is not None else prompt,
+        raw_response=(gen.text if gen.raw_text is None else gen.raw_text) if gen else None,
+        extracted=score.extracted if score else None,
     )
 
 

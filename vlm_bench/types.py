@@ -123,10 +123,12 @@ class VideoInput:
 @dataclass(frozen=True)
 class Generation:
     id: str
-    text: str
+    text: str  # the answer as scored: stop strings cut, whitespace stripped
     tokens: int | None = None
     latency_ms: float | None = None
     truncated: bool = False
+    raw_text: str | None = None  # the decoded output before that (None: same as text)
+    prompt: str | None = None  # the text the model saw, when the engine changed what it was given
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,9 @@ class ItemRecord:
     cluster: str | None = None
     media: str | None = None  # the video file, frame folder or image files the item is about
     meta: Mapping[str, Any] = field(default_factory=dict)
+    prompt: str | None = None  # the text sent with the frames (after templating and subtitles)
+    raw_response: str | None = None  # the model's output before stop strings and stripping
+    extracted: str | None = None  # what the scorer read from the prediction (letter, yes/no, number)
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON line's fields. A shallow copy (``dataclasses.asdict`` deep-copies

@@ -65,6 +65,27 @@ def test_internvlchat_prompt_lists_one_frame_line_per_sampled_frame(tmp_path):
     assert engine.message(media, "again")[0]["value"] == message[0]["value"]  # written once
 
 
+def test_video_mme_letter_line_appears_once_in_internvlchats_prompt(tmp_path):
+    """The videomme template ends with VLMEvalKit's letter line; InternVLChat's own
+    build_video_prompt appends it again for 'Video-MME', so the engine sends it without."""
+    from vlmeval.vlm.internvl.utils import build_video_prompt, reorganize_prompt
+
+    from vlm_bench.config import resolve_dataset
+    from vlm_bench.runners.vlmeval_backend import LETTER_LINE, vlmeval_video_text
+
+    template = resolve_dataset("videomme", root=str(SMOKE_JSONL.parent.parent / "benchmarks" / "videomme"))
+    prompt = template.prompt_template("mc").format(question="Q?", options="A. x\nB. y\nC. z\nD. w")
+    assert prompt.endswith(LETTER_LINE.strip())
+    run = build_run_config(model="mock", datasets=[str(SMOKE_JSONL)])
+    sample = next(s for s in load_samples(run.datasets[0]) if s.id == "square_colour_mc")
+    media = load_media(sample, VideoConfig(max_frames=2))
+    engine = VLMEvalKitEngine(resolve_model("internvl3_38b"), frames_dir=str(tmp_path))
+    sent, seen = vlmeval_video_text(prompt, "Video-MME")
+    final = build_video_prompt(reorganize_prompt(engine.message(media, sent), 2, dataset="Video-MME"), "Video-MME")
+    assert final.count(LETTER_LINE.strip()) == 1
+    assert final.endswith(seen)
+
+
 def test_frame_files_are_keyed_by_content_not_name(tmp_path):
     run = build_run_config(model="mock", datasets=[str(SMOKE_JSONL)])
     sample = load_samples(run.datasets[0])[0]

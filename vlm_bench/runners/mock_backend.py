@@ -54,6 +54,7 @@ class MockEngine:
             text = cfg.default_response
         else:
             text = self.answers.get(uid, "")
+        raw = text
         words = text.split()
         truncated = len(words) > decode.max_new_tokens
         if truncated:
@@ -68,4 +69,5 @@ class MockEngine:
             tokens=len(text.split()),
             latency_ms=(time.perf_counter() - start) * 1000.0,
             truncated=truncated,
+            raw_text=raw,
         )

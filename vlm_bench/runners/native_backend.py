@@ -46,6 +46,7 @@ class _Ended:
     tokens: int
     text: str
     truncated: bool
+    raw: str  # decoded, before stop strings are cut and whitespace stripped
 
 
 class NativeEngine:
@@ -203,7 +204,8 @@ class NativeEngine:
         latency_ms = (time.perf_counter() - started) * 1000.0
         new_tokens = output[:, inputs["input_ids"].shape[1] :].tolist()
         return [
-            Generation(id=media.item_id, text=e.text, tokens=e.tokens, latency_ms=latency_ms, truncated=e.truncated)
+            Generation(id=media.item_id, text=e.text, tokens=e.tokens, latency_ms=latency_ms, truncated=e.truncated,
+                       raw_text=e.raw)
             for (media, _), e in ((item, self._ended(row, decode)) for item, row in zip(group, new_tokens))
         ]
 
@@ -221,13 +223,13 @@ class NativeEngine:
             if tok in eos_ids:
                 length, ended_eos = pos + 1, True
                 break
-        text = tokenizer.decode(row[:length], skip_special_tokens=True)
+        text = raw = tokenizer.decode(row[:length], skip_special_tokens=True)
         ended_stop = False
         for stop in decode.stop:
             if stop in text:
                 text, ended_stop = text[: text.index(stop)], True
         truncated = not ended_eos and not ended_stop and length >= decode.max_new_tokens
-        return _Ended(tokens=length, text=text.strip(), truncated=truncated)
+        return _Ended(tokens=length, text=text.strip(), truncated=truncated, raw=raw)
 
 
 def _torch_dtype(name: str):

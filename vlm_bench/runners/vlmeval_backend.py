@@ -35,6 +35,26 @@ from vlm_bench.types import DecodeConfig, Generation, VideoInput
 
 MISSING = "VLMEvalKit not installed: pip install 'vlm-bench[vlmeval]'"
 DEFAULT_VLMEVAL_DATASET = "MVBench"  # a VLMEvalKit video dataset whose prompt handling adds nothing
+LETTER_LINE = "\nAnswer with the option's letter from the given choices directly."
+
+
+def vlmeval_video_text(prompt: str, dataset: str) -> tuple[str, str]:
+    """(text to send, text the model then sees) for a VLMEvalKit video dataset.
+    InternVLChat's ``build_video_prompt`` (vlmeval/vlm/internvl/utils.py) rewrites the text
+    by dataset name: for Video-MME and WorldSense it drops "\nAnswer:" and appends
+    LETTER_LINE, so a prompt that already ends with that line (vlm-bench's Video-MME
+    template does) is sent without it and the model sees it once; MMBench-Video drops
+    "\nAnswer:", MVBench "Best option:(". The second value is what the record shows."""
+    sent = prompt
+    if any(name in dataset for name in ("Video-MME", "WorldSense")):
+        if sent.endswith(LETTER_LINE.strip()):
+            sent = sent[: -len(LETTER_LINE.strip())].rstrip("\n")
+        return sent, sent.replace("\nAnswer:", "") + LETTER_LINE
+    if "MMBench-Video" in dataset:
+        return sent, sent.replace("\nAnswer:", "")
+    if "MVBench" in dataset:
+        return sent, sent.replace("Best option:(", "")
+    return sent, sent
 
 
 def import_vlmeval() -> dict[str, Any]:
@@ -86,6 +106,12 @@ def vlmeval_model_name(model_cfg: ModelConfig, registry: Sequence[str]) -> str:
     raise RuntimeError(f"VLMEvalKit has no model {name!r} in supported_VLM{hint} (set model_name in the model YAML)")
 
 
+def rewrites_video_text(model: Any) -> bool:
+    """Only VLMEvalKit's InternVL models (InternVLChat and its subclasses) pass video
+    prompts through ``build_video_prompt``."""
+    return any(cls.__name__ == "InternVLChat" for cls in type(model).__mro__)
+
+
 class FrameFiles:
     """Sampled frames as PNG files (lossless: the model sees the sampler's exact pixels),
     written once per (media content, frame indices, frame size) and shared across runs."""
@@ -135,6 +161,7 @@ class VLMEvalKitEngine:
         self.frames = FrameFiles(root)
         self._modality = None
         self._warned: set[str] = set()
+        self._video_datasets: set[str] = set()
 
     def load(self) -> None:
         api = import_vlmeval()
@@ -158,7 +185,9 @@ class VLMEvalKitEngine:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             modality = self._modality(name)
-        if modality != "VIDEO":
+        if modality == "VIDEO":
+            self._video_datasets.add(name)
+        else:
             warnings.warn(
                 f"VLMEvalKit does not know {name!r} as a video dataset: its models will tile each frame "
                 "as an image and label frames Image-k; set vlmeval_dataset to a video dataset such as "
@@ -180,14 +209,16 @@ class VLMEvalKitEngine:
         cfg = model_cfg or self.model_cfg
         dataset = self.dataset_name(cfg)
         self.check_dataset(dataset)
-        message = self.message(media, prompt)
+        rewrites = dataset in self._video_datasets and rewrites_video_text(self.model)
+        sent, seen = vlmeval_video_text(prompt, dataset) if rewrites else (prompt, prompt)
+        message = self.message(media, sent)
         gen_kwargs = getattr(self.model, "kwargs", None)
         if isinstance(gen_kwargs, dict):  # InternVLChat passes these to model.chat(generation_config=...)
             gen_kwargs.update(max_new_tokens=decode.max_new_tokens, do_sample=decode.temperature > 0)
             if decode.temperature > 0:
                 gen_kwargs["temperature"] = decode.temperature
         started = time.perf_counter()
-        text = self.model.generate(message=message, dataset=dataset)
+        raw = text = self.model.generate(message=message, dataset=dataset)
         latency_ms = (time.perf_counter() - started) * 1000.0
         stopped = False
         for stop in decode.stop:
@@ -195,7 +226,8 @@ class VLMEvalKitEngine:
                 text, stopped = text[: text.index(stop)], True
         tokens = self.count_tokens(text)
         truncated = not stopped and tokens is not None and tokens >= decode.max_new_tokens
-        return Generation(id=media.item_id, text=text.strip(), tokens=tokens, latency_ms=latency_ms, truncated=truncated)
+        return Generation(id=media.item_id, text=text.strip(), tokens=tokens, latency_ms=latency_ms, truncated=truncated,
+                          raw_text=raw, prompt=seen)
 
     def count_tokens(self, text: str) -> int | None:
         """Generated tokens, counted with the model's own tokenizer."""
