@@ -68,10 +68,10 @@ def test_prompt_and_record_building_errors_become_records(suite, monkeypatch):
     monkeypatch.setattr(ModelAdapter, "build_prompt", lambda self, sample, *a: 1 / 0 if sample.id == "dots_image" else build(self, sample, *a))
     real_record = evaluate.item_record
 
-    def record(run, sample, media, gen, decode, error):
+    def record(run, sample, media, gen, decode, error, *rest):
         if sample.id == "colour_count" and gen is not None:
             raise KeyError("meta")
-        return real_record(run, sample, media, gen, decode, error)
+        return real_record(run, sample, media, gen, decode, error, *rest)
 
     monkeypatch.setattr(evaluate, "item_record", record)
     out = suite.path / "o"

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.smoke
 RECORD_FIELDS = {
     "id", "dataset", "model", "backend", "quant", "category", "question", "answer", "prediction",
     "scorer", "score", "passed", "latency_ms", "truncated", "tokens", "error", "video", "decode",
-    "categories", "cluster", "media", "meta",
+    "categories", "cluster", "media", "meta", "prompt", "raw_response", "extracted",
 }
 VIDEO_FIELDS = {"selected_indices", "num_frames_total", "strategy", "fps_used", "reader", "video_fps"}
 
