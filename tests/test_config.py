@@ -121,7 +121,7 @@ def test_unknown_dataset_key_is_named(tmp_path, dataset_yaml):
         ("family: llava\n", "family must be one of"),
         ("family: internvl3\nresponses: {a: b}\n", "only valid for family 'mock'"),
         ("family: internvl3\nquantization: int3\n", "quantization must be one of"),
-        ("family: mock\nvideo: {max_frames: 0}\n", "max_frames must be a whole number >= 1"),
+        ("family: mock\nvideo: {max_frames: 0}\n", "max_frames must be a whole number from 1 to 1024"),
         ("family: mock\nvideo: {strategy: random}\n", "strategy must be one of"),
         ("family: mock\ndecode: {stop: [1]}\n", "stop must be a list of non-empty strings"),
         ("- a\n- b\n", "expected a mapping"),

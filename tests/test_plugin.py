@@ -99,12 +99,12 @@ def test_missing_media_fails_only_that_item(suite, write_jsonl):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--max-frames", "0"], "argument --max-frames: expected a whole number >= 1, got '0'"),
-        (["--max-frames", "many"], "argument --max-frames: expected a whole number >= 1"),
+        (["--max-frames", "0"], "argument --max-frames: expected a whole number from 1 to 1024, got '0'"),
+        (["--max-frames", "many"], "argument --max-frames: expected a whole number from 1 to 1024"),
         (["--backend", "onnx"], "argument --backend: invalid choice: 'onnx'"),
         (["--quant", "int3"], "argument --quant: invalid choice: 'int3'"),
         (["--frame-strategy", "random"], "argument --frame-strategy: invalid choice"),
-        (["--fps", "-1"], "argument --fps: expected a number > 0"),
+        (["--fps", "-1"], "argument --fps: expected a finite number > 0"),
         (["--min-pass-rate", "80"], "argument --min-pass-rate: expected a rate between 0 and 1"),
         (["--seed", "x"], "argument --seed: expected a whole number"),
         (["--model", "internvl9_7b"], "vlm-bench: unknown model 'internvl9_7b'"),

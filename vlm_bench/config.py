@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import math
 import os
 import re
+import string
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import yaml
 
-from vlm_bench.types import BACKENDS, FRAME_STRATEGIES, QUANTIZATIONS, DecodeConfig, VideoConfig
+from vlm_bench.types import BACKENDS, FRAME_STRATEGIES, MAX_FRAMES, QUANTIZATIONS, SEED_RANGE, DecodeConfig, VideoConfig
 
 CONFIG_ROOT = Path(__file__).resolve().parent / "configs"
 MODELS_DIR = CONFIG_ROOT / "models"
@@ -217,14 +219,14 @@ def check_video(where: str, video: Mapping[str, Any]) -> dict[str, Any]:
     video = _check_mapping(where, video)
     _check_keys(where, video, VIDEO_KEYS)
     out = {k: v for k, v in video.items() if v is not None}
-    if "max_frames" in out and (not _is_int(out["max_frames"]) or out["max_frames"] < 1):
-        raise ConfigError(f"{where}: max_frames must be a whole number >= 1, got {out['max_frames']!r}")
+    if "max_frames" in out and (not _is_int(out["max_frames"]) or not 1 <= out["max_frames"] <= MAX_FRAMES):
+        raise ConfigError(f"{where}: max_frames must be a whole number from 1 to {MAX_FRAMES}, got {out['max_frames']!r}")
     if "strategy" in out and out["strategy"] not in FRAME_STRATEGIES:
         raise ConfigError(f"{where}: strategy must be one of {', '.join(FRAME_STRATEGIES)}, got {out['strategy']!r}")
     if "stride" in out and (not _is_int(out["stride"]) or out["stride"] < 1):
         raise ConfigError(f"{where}: stride must be a whole number >= 1, got {out['stride']!r}")
-    if "fps" in out and (not isinstance(out["fps"], (int, float)) or isinstance(out["fps"], bool) or out["fps"] <= 0):
-        raise ConfigError(f"{where}: fps must be a number > 0, got {out['fps']!r}")
+    if "fps" in out and not (_is_number(out["fps"]) and out["fps"] > 0):
+        raise ConfigError(f"{where}: fps must be a finite number > 0, got {out['fps']!r}")
     return out
 
 
@@ -234,8 +236,8 @@ def check_decode(where: str, decode: Mapping[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in decode.items() if v is not None}
     if "max_new_tokens" in out and (not _is_int(out["max_new_tokens"]) or out["max_new_tokens"] < 1):
         raise ConfigError(f"{where}: max_new_tokens must be a whole number >= 1, got {out['max_new_tokens']!r}")
-    if "temperature" in out and (not isinstance(out["temperature"], (int, float)) or out["temperature"] < 0):
-        raise ConfigError(f"{where}: temperature must be a number >= 0, got {out['temperature']!r}")
+    if "temperature" in out and not (_is_number(out["temperature"]) and out["temperature"] >= 0):
+        raise ConfigError(f"{where}: temperature must be a finite number >= 0, got {out['temperature']!r}")
     if "stop" in out:
         stop = out["stop"]
         if isinstance(stop, str):
@@ -278,6 +280,53 @@ def check_server(where: str, server: Mapping[str, Any]) -> dict[str, Any]:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    """A finite int or float (YAML's .nan and .inf are floats; true/false are not numbers)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _yaml_text(where: str, key: str, value: Any) -> str:
+    """A setting that must be text; YAML reads unquoted yes/no/true/false/on/off as booleans."""
+    if isinstance(value, str):
+        return value
+    hint = " (YAML reads an unquoted yes/no/on/off as true/false: put it in quotes)" if isinstance(value, bool) else " (put it in quotes)"
+    raise ConfigError(f"{where}: {key} must be text, got {value!r}{hint}")
+
+
+def check_vision(where: str, vision: Mapping[str, Any]) -> dict[str, Any]:
+    vision = _check_mapping(where, vision)
+    _check_keys(where, vision, VISION_KEYS)
+    for key in VISION_KEYS:
+        if key in vision and vision[key] is not None and not (_is_int(vision[key]) and vision[key] >= 1):
+            raise ConfigError(f"{where}: {key} must be a whole number >= 1, got {vision[key]!r}")
+    return {k: v for k, v in vision.items() if v is not None}
+
+
+PROMPT_FIELDS = {"vmevalkit": ("prompt", "goal"), "item": ("question", "options"), "subtitles": ("subtitles",)}
+
+
+def check_prompt(where: str, kind: str, template: Any) -> str:
+    """A prompt template may use only the fields its kind fills in: ``{question}`` and
+    ``{options}`` (plus ``{subtitles}`` in ``*_subtitles``), or ``{prompt}`` and ``{goal}``
+    in ``vmevalkit_*``. Literal braces are written ``{{`` and ``}}``."""
+    if not isinstance(template, str):
+        raise ConfigError(f"{where}: prompt.{kind} must be a string")
+    if kind.startswith("vmevalkit_"):
+        allowed = PROMPT_FIELDS["vmevalkit"]
+    else:
+        allowed = PROMPT_FIELDS["item"] + (PROMPT_FIELDS["subtitles"] if kind.endswith("_subtitles") else ())
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+    except ValueError as exc:
+        raise ConfigError(f"{where}: prompt.{kind} is not a valid template ({exc}); write literal braces as {{{{ and }}}}") from None
+    for name in fields:
+        base = name.split(".")[0].split("[")[0]
+        if base not in allowed:
+            shown = "{" + name + "}"
+            raise ConfigError(f"{where}: prompt.{kind} uses the unknown field {shown}; it may use {', '.join('{' + a + '}' for a in allowed)}")
+    return template
 
 
 def resolve_video(*layers: Mapping[str, Any], where: str = "frame settings") -> VideoConfig:
@@ -339,9 +388,13 @@ def load_model_config(path: str | Path, name: str | None = None) -> ModelConfig:
     quant = str(data.get("quantization", "none"))
     if quant not in QUANTIZATIONS:
         raise ConfigError(f"{where}: quantization must be one of {', '.join(QUANTIZATIONS)}, got {quant!r}")
-    vision = _check_mapping(f"{where}: vision_args", data.get("vision_args"))
-    _check_keys(f"{where}: vision_args", vision, VISION_KEYS)
+    vision = check_vision(f"{where}: vision_args", data.get("vision_args"))
     responses = _check_mapping(f"{where}: responses", data.get("responses"))
+    responses = {str(k): _yaml_text(f"{where}: responses", str(k), v) for k, v in responses.items()}
+    if data.get("default_response") is not None:
+        _yaml_text(where, "default_response", data["default_response"])
+    if "delay_ms" in data and not (_is_number(data["delay_ms"]) and data["delay_ms"] >= 0):
+        raise ConfigError(f"{where}: delay_ms must be a finite number >= 0 (milliseconds), got {data['delay_ms']!r}")
     batch_size = data.get("batch_size", 1)
     if not _is_int(batch_size) or batch_size < 1:
         raise ConfigError(f"{where}: batch_size must be a whole number >= 1, got {batch_size!r}")
@@ -353,7 +406,7 @@ def load_model_config(path: str | Path, name: str | None = None) -> ModelConfig:
         decode=check_decode(f"{where}: decode", data.get("decode")),
         info=dict(_check_mapping(f"{where}: info", data.get("info"))),
         server=check_server(f"{where}: server", data.get("server")),
-        responses={str(k): str(v) for k, v in responses.items()},
+        responses=responses,
     )
     return ModelConfig(name=name or path.stem, path=str(path.resolve()), **data)
 
@@ -387,8 +440,10 @@ def load_dataset_config(path: str | Path) -> DatasetConfig:
         ann = None
     prompt = _check_mapping(f"{where}: prompt", data.get("prompt"))
     for key, value in prompt.items():
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: prompt.{key} must be a string")
+        check_prompt(where, str(key), value)
+    if "name" in data and (not isinstance(data["name"], str) or not data["name"].strip()):
+        raise ConfigError(f"{where}: name must be non-empty text, got {data['name']!r}")
+    check_dataset_name(where, str(data.get("name", path.stem)))
     breakdowns = data.get("breakdowns") or []
     if not isinstance(breakdowns, list) or not all(
         isinstance(b, (str, list)) and all(isinstance(d, str) for d in ([b] if isinstance(b, str) else b))
@@ -401,6 +456,8 @@ def load_dataset_config(path: str | Path) -> DatasetConfig:
 
         if scorer not in SCORERS:
             raise ConfigError(f"{where}: scorer must be one of {', '.join(SCORERS)}, got {scorer!r}")
+    if root is not None and not isinstance(root, str):
+        raise ConfigError(f"{where}: root must be a folder path, got {root!r}")
     data.update(
         name=str(data.get("name", path.stem)),
         format=fmt,
@@ -455,10 +512,19 @@ def resolve_dataset(ref: str, root: str | os.PathLike | None = None) -> DatasetC
     return cfg
 
 
+def check_dataset_name(where: str, name: str) -> None:
+    """Item ids in records are ``<dataset>/<id>``: a ``/`` in a dataset name would make
+    dataset ``x`` item ``a/b`` and dataset ``x/a`` item ``b`` the same record."""
+    if "/" in name or "\\" in name:
+        raise ConfigError(f"{where}: dataset name {name!r} contains a slash; choose a name without '/' (set 'name:')")
+
+
 def check_dataset_data(cfg: DatasetConfig) -> None:
-    if cfg.format == "jsonl":
-        return
     where = f"dataset {cfg.name!r}"
+    if cfg.format == "jsonl":
+        if cfg.root is not None and not Path(cfg.root).is_dir():
+            raise ConfigError(f"{where}: media root not found: {cfg.root} (the folder its relative media paths start from; fix 'root')")
+        return
     if cfg.root is None:
         hint = f"; get the data: {cfg.docs}" if cfg.docs else ""
         raise ConfigError(f"{where} needs its data folder: pass --dataset-root PATH{hint}")
@@ -559,6 +625,38 @@ def run_fingerprint(run: "RunConfig") -> dict[str, Any]:
     }
 
 
+def check_run_settings(
+    model: ModelConfig, backend: str, seed: Any, frame_cache: str | None, frame_cache_gb: Any, prefetch: Any
+) -> None:
+    """What the command line and the Python API can get wrong that the YAML checks do not
+    see; everything here fails before collection and before the engine loads."""
+    if not _is_int(seed) or not SEED_RANGE[0] <= seed <= SEED_RANGE[1]:
+        raise ConfigError(f"seed must be a whole number from {SEED_RANGE[0]} to {SEED_RANGE[1]}, got {seed!r}")
+    if frame_cache_gb is not None and not (_is_number(frame_cache_gb) and frame_cache_gb > 0):
+        raise ConfigError(f"--frame-cache-gb must be a finite number > 0, got {frame_cache_gb!r}")
+    if not _is_int(prefetch) or prefetch < 0:
+        raise ConfigError(f"--prefetch must be a whole number >= 0, got {prefetch!r}")
+    if frame_cache:
+        cache = Path(frame_cache).expanduser()
+        blocker = next((p for p in (cache, *cache.parents) if p.exists()), None)
+        if blocker is not None and not blocker.is_dir():
+            where = "is a file" if blocker == cache else f"lies below a file ({blocker})"
+            raise ConfigError(f"--frame-cache {frame_cache} {where}; give a folder")
+        if blocker is not None and not os.access(blocker, os.W_OK | os.X_OK):
+            raise ConfigError(f"--frame-cache {frame_cache}: {blocker} is not writable")
+    repo = model.hf_repo
+    if backend in ("native", "vlmeval") and repo and not model.local_build and looks_like_path(repo) and not Path(repo).expanduser().is_dir():
+        raise ConfigError(
+            f"model {model.name!r}: hf_repo {repo!r} is a local folder path, and that folder does not exist "
+            f"({Path(repo).expanduser().resolve()}); fix the path in {model.path or 'the model YAML'}"
+        )
+
+
+def looks_like_path(repo: str) -> bool:
+    """A hub id is ``name`` or ``org/name``; anything else is meant as a folder."""
+    return repo.startswith(("/", ".", "~")) or repo.count("/") > 1 or repo.endswith("/") or "\\" in repo
+
+
 def build_run_config(
     *,
     model: str,
@@ -630,6 +728,7 @@ def build_run_config(
         )
     if min_pass_rate is not None and not 0.0 <= min_pass_rate <= 1.0:
         raise ConfigError(f"--min-pass-rate must be between 0 and 1, got {min_pass_rate}")
+    check_run_settings(model_cfg, backend, seed, frame_cache, frame_cache_gb, prefetch)
     return RunConfig(
         backend=backend,
         model=model_cfg,

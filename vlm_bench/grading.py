@@ -8,7 +8,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from vlm_bench.datasets.vmevalkit_outputs import GROUND_TRUTH, KIND, STATIC
+from vlm_bench.datasets.vmevalkit_outputs import GROUND_TRUTH, KIND, STATIC, output_folder
 from vlm_bench.results import RateBucket, fmt_rate, write_json_atomic
 
 
@@ -93,7 +93,7 @@ def write_output_tree(results_dir: str | Path, records: Iterable[Mapping[str, An
     written = []
     for (generator, domain, task_id, run_id), recs in sorted(runs.items(), key=lambda kv: tuple(str(x) for x in kv[0])):
         meta = recs[0]["meta"]
-        folder_model = generator.replace(":", "-")
+        folder_model = output_folder(generator)
         run_name = run_id or "latest"
         out_dir = Path(results_dir) / experiment / folder_model / f"{domain}_task" / task_id / run_name
         original = meta.get("run_metadata") or {}

@@ -6,7 +6,9 @@ import argparse
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from vlm_bench.types import BACKENDS, FRAME_STRATEGIES, QUANTIZATIONS
+import math
+
+from vlm_bench.types import BACKENDS, FRAME_STRATEGIES, MAX_FRAMES, QUANTIZATIONS, SEED_RANGE
 
 
 def _checked(cast: Callable[[str], Any], expected: str, ok: Callable[[Any], bool]) -> Callable[[str], Any]:
@@ -25,11 +27,12 @@ def _checked(cast: Callable[[str], Any], expected: str, ok: Callable[[Any], bool
     return parse
 
 
-integer = _checked(int, "a whole number", lambda v: True)
+seed = _checked(int, f"a whole number from {SEED_RANGE[0]} to {SEED_RANGE[1]}", lambda v: SEED_RANGE[0] <= v <= SEED_RANGE[1])
 positive_int = _checked(int, "a whole number >= 1", lambda v: v >= 1)
+frame_count = _checked(int, f"a whole number from 1 to {MAX_FRAMES}", lambda v: 1 <= v <= MAX_FRAMES)
 non_negative_int = _checked(int, "a whole number >= 0", lambda v: v >= 0)
-positive_float = _checked(float, "a number > 0", lambda v: v > 0)
-non_negative_float = _checked(float, "a number >= 0", lambda v: v >= 0)
+positive_float = _checked(float, "a finite number > 0", lambda v: math.isfinite(v) and v > 0)
+non_negative_float = _checked(float, "a finite number >= 0", lambda v: math.isfinite(v) and v >= 0)
 unit_rate = _checked(float, "a rate between 0 and 1 (0.8 means 80%)", lambda v: 0.0 <= v <= 1.0)
 
 
@@ -78,11 +81,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("--categories", "vlm_categories", "keep items in these categories (comma-separated; a value of any dimension, or dim=value)", {"type": comma_list}),
     Option("--all-runs", "vlm_all_runs", "VMEvalKit outputs: grade every run of a task, not only the latest", {"action": "store_true"}),
     Option("--quant", "vlm_quant", "bitsandbytes quantization for the native backend; default: the model YAML's", {"choices": QUANTIZATIONS}),
-    Option("--max-frames", "vlm_max_frames", "frames per video (overrides every config)", {"type": positive_int}),
+    Option("--max-frames", "vlm_max_frames", "frames per video (overrides every config)", {"type": frame_count}),
     Option("--frame-strategy", "vlm_frame_strategy", "how frames are chosen", {"choices": FRAME_STRATEGIES}),
     Option("--fps", "vlm_fps", "frames per second of video for --frame-strategy=fps", {"type": positive_float}),
     Option("--stride", "vlm_stride", "frame spacing for --frame-strategy=stride", {"type": positive_int}),
-    Option("--seed", "vlm_seed", "random seed (default 0)", {"type": integer, "default": 0}),
+    Option("--seed", "vlm_seed", "random seed, 0 to 2**32-1 (default 0)", {"type": seed, "default": 0}),
     Option("--max-new-tokens", "vlm_max_new_tokens", "generation limit (overrides every config)", {"type": positive_int}),
     Option("--results-dir", "vlm_results_dir", "where items.jsonl and summary.json go; default vlm-results/<time>-<model>-<backend>"),
     Option("--overwrite", "vlm_overwrite", "replace results already in --results-dir", {"action": "store_true"}),

@@ -129,17 +129,20 @@ def build_report(results_dir: str | os.PathLike) -> tuple[str, str]:
     md = [f"# {title}", ""]
     md += [f"- results: `{root}`", f"- started {manifest.get('started_at', '?')}, finished {manifest.get('finished_at', '?')}"]
     md += [f"- quant {config.get('quant')}, seed {manifest.get('seed')}, git {json.dumps(manifest.get('git'))}"]
-    md += [f"- datasets: {', '.join(d['name'] for d in config.get('datasets', []))}", ""]
+    md += [f"- datasets: {', '.join(d['name'] for d in config.get('datasets', []))}"]
+    incomplete = incomplete_note(summary)
+    md += [f"- **INCOMPLETE**: {_md(incomplete)}"] if incomplete else []
+    md += [""]
     md += ["| scope | passed | scored | pass rate | 95% CI | errors | truncated | unscored |", "|---|---|---|---|---|---|---|---|"]
     md += [
-        f"| {n} | {b['passed']} | {b['scored']} | {fmt_rate(b['pass_rate'])} | {_ci(b['ci95'])} | {b['errors']} | {b['truncated']} | {b['unscored']} |"
+        f"| {_md(n)} | {b['passed']} | {b['scored']} | {fmt_rate(b['pass_rate'])} | {_ci(b['ci95'])} | {b['errors']} | {b['truncated']} | {b['unscored']} |"
         for n, b in rows
     ]
     md += ["", "![latency](latency.png)" if plots["latency"] else "", "![categories](categories.png)" if plots["categories"] else ""]
     md += ["", f"## Failed items ({len(failed)})", ""]
     md += ["| id | dataset | prediction | answer | error |", "|---|---|---|---|---|"]
     md += [
-        f"| {r['id']} | {r['dataset']} | {_md(r.get('prediction'))} | {_md(r.get('answer'))} | {_md(r.get('error'))} |"
+        f"| {_md(r['id'])} | {_md(r['dataset'])} | {_md(r.get('prediction'))} | {_md(r.get('answer'))} | {_md(r.get('error'))} |"
         for r in failed[:MAX_FAILED_SHOWN]
     ]
     markdown = "\n".join(md) + "\n"
@@ -153,6 +156,7 @@ def build_report(results_dir: str | os.PathLike) -> tuple[str, str]:
         ".num{text-align:right}.fail{margin:1.2em 0;padding:.6em;border-left:4px solid #c44e52;background:#fafafa}"
         "pre{white-space:pre-wrap;margin:.2em 0}</style></head><body>",
         f"<h1>{esc(title)}</h1>",
+        *([f"<p style='color:#c44e52'><b>INCOMPLETE</b>: {esc(incomplete)}</p>"] if incomplete else []),
         "<h2>Manifest</h2><pre>" + esc(json.dumps({k: manifest.get(k) for k in ("started_at", "finished_at", "seed", "git", "versions", "argv")}, indent=1)) + "</pre>",
         "<details><summary>resolved configuration</summary><pre>" + esc(json.dumps(config, indent=1)) + "</pre></details>",
         "<h2>Pass rates</h2><table><tr><th>scope</th><th>passed</th><th>scored</th><th>pass rate</th><th>95% CI</th>"
@@ -187,6 +191,17 @@ def build_report(results_dir: str | os.PathLike) -> tuple[str, str]:
     return markdown, page
 
 
+def incomplete_note(summary: Mapping[str, Any]) -> str | None:
+    """Why the run's summary does not cover all its items (a run stopped early, or a merge
+    of a partial set of shards), or None."""
+    if summary.get("complete") is not False:
+        return None
+    if summary.get("incomplete"):
+        return "; ".join(summary["incomplete"])
+    return f"{summary['total']} items ran, {summary.get('items_not_run', '?')} did not ({summary.get('stopped') or 'stopped early'})"
+
+
 def _md(value: Any) -> str:
+    """Text for one Markdown table cell: ``|`` escaped, line breaks as spaces, cut at 200."""
     text = "" if value is None else str(value)
-    return text.replace("|", "\\|").replace("\n", " ")[:200]
+    return " ".join(text.replace("\\", "\\\\").replace("|", "\\|").splitlines())[:200]

@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from vlm_bench.answers import (  # noqa: F401  (re-exported: the scorers' extraction rules)
+    LETTERS,
     answer_letter,
     extract_choice,
     extract_number,
@@ -102,15 +103,25 @@ SCORER_ARGS: Mapping[str, tuple[str, ...]] = {
 
 def check_scorer(name: str, args: Mapping[str, Any], answer: str | None, options: Sequence[str]) -> None:
     """Raise ValueError when an item's scorer cannot score it (checked at load time)."""
-    if name not in SCORERS:
+    if not isinstance(name, str) or name not in SCORERS:
         raise ValueError(f"unknown scorer {name!r}; choose one of {', '.join(SCORERS)}")
     unknown = set(args) - set(SCORER_ARGS.get(name, ()))
     if unknown:
         raise ValueError(f"scorer {name!r} takes no argument {sorted(unknown)[0]!r}")
+    for key, value in args.items():
+        if key in ("abs_tol", "rel_tol"):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"scorer {name!r}: {key} must be a finite number >= 0, got {value!r}")
+        elif key == "alternatives" and (not isinstance(value, list) or not all(isinstance(a, str) for a in value)):
+            raise ValueError(f"scorer {name!r}: alternatives must be a list of strings, got {value!r}")
+    if len(options) > len(LETTERS):
+        raise ValueError(f"{len(options)} options: at most {len(LETTERS)} (lettered A to Z)")
     if answer is None:
         return
     if name == "mc":
-        answer_letter(answer, options)
+        letter = answer_letter(answer, options)
+        if letter not in option_letters(options):
+            raise ValueError(f"mc scorer: answer {answer!r} names option {letter}, beyond the {len(options) or 8} options (A-{option_letters(options)[-1]})")
     elif name == "numeric" and extract_number(answer) is None:
         raise ValueError(f"numeric scorer: answer {answer!r} holds no number")
     elif name == "yesno" and normalize_text(answer) not in ("yes", "no"):

@@ -9,6 +9,8 @@ if TYPE_CHECKING:  # numpy is not imported at run time: the pytest plugin loads 
     import numpy as np
 
 FRAME_STRATEGIES = ("uniform", "stride", "fps")
+MAX_FRAMES = 1024  # frames per item, at most (InternVL3's context holds about 128 at 256 tokens each)
+SEED_RANGE = (0, 2**32 - 1)  # what numpy and torch accept
 BACKENDS = ("native", "vlmeval", "openai", "mock")
 QUANTIZATIONS = ("none", "int8", "int4")
 

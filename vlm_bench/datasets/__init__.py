@@ -12,6 +12,7 @@ from vlm_bench.datasets.nextqa import load_nextqa
 from vlm_bench.datasets.videomme import load_videomme
 from vlm_bench.datasets.vmevalkit import load_vmevalkit
 from vlm_bench.datasets.vmevalkit_outputs import load_vmevalkit_outputs
+from vlm_bench.scoring import check_scorer
 from vlm_bench.types import Sample
 
 __all__ = ["DatasetError", "load_samples", "select_samples"]
@@ -27,7 +28,15 @@ LOADERS: dict[str, Callable[[DatasetConfig], list[Sample]]] = {
 
 
 def load_samples(dataset: DatasetConfig) -> list[Sample]:
-    return LOADERS[dataset.format](dataset)
+    """The dataset's items, each checked to be scorable (its scorer, the scorer's
+    arguments, its options and its answer) before any runs."""
+    samples = LOADERS[dataset.format](dataset)
+    for sample in samples:
+        try:
+            check_scorer(sample.scorer, sample.scorer_args, sample.answer, sample.options)
+        except ValueError as exc:
+            raise DatasetError(f"{sample.source or dataset.name}: item {sample.id!r}: {exc}") from None
+    return samples
 
 
 def select_samples(samples: Sequence[Sample], limit: int | None = None, categories: Iterable[str] = ()) -> list[Sample]:

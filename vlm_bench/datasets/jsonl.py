@@ -28,7 +28,7 @@ def load_jsonl(dataset: DatasetConfig) -> list[Sample]:
     samples: list[Sample] = []
     first_line: dict[str, int] = {}
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a UTF-8 BOM (Windows editors) is not part of line 1
     except (OSError, UnicodeDecodeError) as exc:
         raise DatasetError(f"{path}: cannot read dataset: {exc}") from exc
     for lineno, line in enumerate(text.splitlines(), start=1):

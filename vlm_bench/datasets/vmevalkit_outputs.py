@@ -29,11 +29,21 @@ from typing import Any, Mapping
 from vlm_bench.config import DatasetConfig
 from vlm_bench.datasets.common import DatasetError, check_source_keys, source_setting
 from vlm_bench.datasets.vmevalkit import read_metadata
+from vlm_bench.scoring import check_scorer
 from vlm_bench.types import Sample
 
 SOURCE_KEYS = ("questions", "controls", "all_runs", "static_frames")
 GROUND_TRUTH, STATIC = "control:ground_truth", "control:static"
+CONTROL_FOLDERS = {GROUND_TRUTH: "control-ground_truth", STATIC: "control-static"}
+RESERVED_NAMES = frozenset(CONTROL_FOLDERS) | frozenset(CONTROL_FOLDERS.values())
 KIND = "vmevalkit-output"
+
+
+def output_folder(generator: str) -> str:
+    """The folder of a generator in the graded output tree: its own folder name (a real
+    generator's name is one already), or a control's reserved folder. Distinct
+    generators get distinct folders because no generator may take a reserved name."""
+    return CONTROL_FOLDERS.get(generator, generator)
 
 
 def load_vmevalkit_outputs(dataset: DatasetConfig) -> list[Sample]:
@@ -46,6 +56,11 @@ def load_vmevalkit_outputs(dataset: DatasetConfig) -> list[Sample]:
     samples: list[Sample] = []
     tasks_seen: dict[tuple[str, str], Path] = {}
     for model_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if model_dir.name in RESERVED_NAMES:
+            raise DatasetError(
+                f"{model_dir}: the generator folder name {model_dir.name!r} is reserved for the judge's calibration "
+                f"controls ({', '.join(sorted(RESERVED_NAMES))}); rename the folder"
+            )
         for task_dir in sorted(model_dir.glob("*_task/*")):
             if not task_dir.is_dir():
                 continue
@@ -108,7 +123,10 @@ def checks(
     goal_answer: str,
     qa: bool,
 ) -> list[Sample]:
-    prompt = (question_dir / "prompt.txt").read_text(encoding="utf-8").strip()
+    prompt_file = question_dir / "prompt.txt"
+    if not prompt_file.is_file():
+        raise DatasetError(f"{question_dir}: the task folder has no prompt.txt (VMEvalKit's task prompt, which the checks quote)")
+    prompt = prompt_file.read_text(encoding="utf-8").strip()
     metadata = read_metadata(question_dir)
     prefix = "/".join(x for x in (generator, info["domain"], info["task_id"], info.get("run_id")) if x)
     media_kw = {"video": media} if isinstance(media, str) else {"frames": media}
@@ -129,8 +147,15 @@ def checks(
         ))
     pairs = (metadata.get("questions") or []) if qa else []
     for i, pair in enumerate(pairs):
+        where = f"{question_dir / 'question_metadata.json'}: questions[{i}]"
         if not isinstance(pair, Mapping) or "question" not in pair or "answer" not in pair:
-            raise DatasetError(f"{question_dir / 'question_metadata.json'}: questions[{i}] needs 'question' and 'answer'")
+            raise DatasetError(f"{where} needs 'question' and 'answer'")
+        if not isinstance(pair.get("scorer_args", {}), Mapping):
+            raise DatasetError(f"{where}: scorer_args must be a mapping")
+        try:
+            check_scorer(str(pair.get("scorer", "normalized")), dict(pair.get("scorer_args", {})), str(pair["answer"]), ())
+        except ValueError as exc:
+            raise DatasetError(f"{where}: {exc}") from None
         out.append(Sample(
             id=f"{prefix}/qa{i}",
             question=str(pair["question"]),
