@@ -15,7 +15,6 @@ from vlm_bench.utils.subtitles import lines_at, parse_srt
 from vlm_bench.utils.synthetic import band_index
 from vlm_bench.utils.video import uniform_indices
 
-pytestmark = pytest.mark.smoke
 BENCH = FIXTURES / "benchmarks"
 
 

@@ -9,7 +9,6 @@ from conftest import REPO, SMOKE_JSONL, read_jsonl
 from vlm_bench.cli import main
 from vlm_bench.options import OPTIONS, option_args
 
-pytestmark = pytest.mark.smoke
 VLM_BENCH = str(Path(sys.executable).with_name("vlm-bench"))
 
 
@@ -33,6 +32,7 @@ def test_option_args_round_trip():
     assert len({o.flag for o in OPTIONS}) == len(OPTIONS)
 
 
+@pytest.mark.smoke
 def test_run_is_a_pytest_session_with_the_same_options(tmp_path):
     out = tmp_path / "out"
     proc = subprocess.run(

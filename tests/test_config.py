@@ -16,8 +16,6 @@ from vlm_bench.config import (
 from vlm_bench.evaluate import Evaluator
 from vlm_bench.types import DecodeConfig, Sample, VideoConfig
 
-pytestmark = pytest.mark.smoke
-
 
 def write(path, text):
     path.write_text(textwrap.dedent(text))

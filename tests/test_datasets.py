@@ -6,7 +6,6 @@ from conftest import SMOKE_JSONL
 from vlm_bench.config import DatasetConfig, load_dataset_config
 from vlm_bench.datasets import DatasetError, load_samples
 
-pytestmark = pytest.mark.smoke
 GOOD = {"id": "a", "video": "clips/a.mp4", "question": "q?", "answer": "yes"}
 
 

@@ -10,8 +10,6 @@ from vlm_bench.evaluate import Evaluator, load_media
 from vlm_bench.runners.mock_backend import MockEngine
 from vlm_bench.types import DecodeConfig, VideoConfig
 
-pytestmark = pytest.mark.smoke
-
 
 def mock_model(tmp_path, **extra):
     body = "family: mock\n" + textwrap.dedent("".join(f"{k}: {v}\n" for k, v in extra.items()))

@@ -15,7 +15,6 @@ from vlm_bench.config import build_run_config
 from vlm_bench.datasets import load_samples
 from vlm_bench.utils.synthetic import write_video
 
-pytestmark = pytest.mark.smoke
 TASKS = ["test_0000", "test_0001", "test_0002", "test_0003", "test_0004"]
 QUIET = ("-p", "no:cacheprovider", "-W", "ignore::pytest.PytestAssertRewriteWarning")
 

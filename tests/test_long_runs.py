@@ -22,7 +22,6 @@ from vlm_bench.frame_cache import FrameCache
 from vlm_bench.scheduling import check_gpu_plan, in_shard, shard_of, visible_gpus, worker_gpus
 from vlm_bench.types import Sample, VideoConfig
 
-pytestmark = pytest.mark.smoke
 SMOKE_IDS = [json.loads(line)["id"] for line in SMOKE_JSONL.read_text().splitlines()]
 QUIET = ("-p", "no:cacheprovider", "-W", "ignore::pytest.PytestAssertRewriteWarning")
 
@@ -79,6 +78,7 @@ def test_kill_9_keeps_finished_items_and_resume_finishes_the_run(tmp_path):
     assert summary["total"] == len(SMOKE_IDS) and summary["reused"] == len(finished)
 
 
+@pytest.mark.smoke
 def test_resume_reuses_records_and_reruns_errors(suite, tmp_path, monkeypatch):
     out = tmp_path / "out"
     broken = slow_mock(tmp_path / "m.yaml", 0, square_direction="left")

@@ -252,6 +252,7 @@ def test_missing_bitsandbytes_is_a_clear_error(tiny_cfg, monkeypatch):
         NativeEngine(tiny_cfg, quant="int4").load()
 
 
+@pytest.mark.smoke
 def test_native_suite_end_to_end_twice_identical(pytester):
     pytester.makepyfile(test_native_items=EVAL_TEST)
     outs = []

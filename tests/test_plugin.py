@@ -8,7 +8,6 @@ import pytest
 from conftest import EVAL_TEST, SMOKE_JSONL, SQUARE_MP4, read_jsonl
 from vlm_bench.runners.mock_backend import MockEngine
 
-pytestmark = pytest.mark.smoke
 
 RECORD_FIELDS = {
     "id", "dataset", "model", "backend", "quant", "category", "question", "answer", "prediction",
@@ -34,6 +33,7 @@ def mock_yaml(suite, responses: dict, name="scripted.yaml"):
     return str(path)
 
 
+@pytest.mark.smoke
 def test_items_become_tests_with_full_records(suite):
     out = suite.path / "out"
     result = run(suite, "--dataset", str(SMOKE_JSONL), "--results-dir", str(out), "-v")
@@ -161,6 +161,7 @@ def test_one_engine_load_for_all_items(suite):
     assert MockEngine.loads - before == 1
 
 
+@pytest.mark.smoke
 def test_smoke_marker_selects_mock_items(suite):
     result = run(suite, "--dataset", str(SMOKE_JSONL), "-m", "smoke", "--results-dir", str(suite.path / "o"))
     result.assert_outcomes(passed=9)

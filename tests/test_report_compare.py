@@ -15,7 +15,6 @@ from vlm_bench.compare import compare_runs, frames_sweep, mcnemar_exact
 from vlm_bench.progress import progress_line
 from vlm_bench.report import build_report
 
-pytestmark = pytest.mark.smoke
 VLM_BENCH = str(Path(sys.executable).with_name("vlm-bench"))
 QUIET = ("-p", "no:cacheprovider", "-W", "ignore::pytest.PytestAssertRewriteWarning")
 
@@ -43,6 +42,7 @@ def images_in(page: str) -> dict[str, np.ndarray]:
     return found
 
 
+@pytest.mark.smoke
 def test_report_is_self_contained_with_plots_and_failed_frames(runs):
     markdown, page = build_report(runs["wrong"])
     assert (runs["wrong"] / "report.html").read_text() == page

@@ -4,8 +4,6 @@ import pytest
 
 from vlm_bench.results import ResultsWriter, clustered_ci, format_table, read_records, record_line, summarize, write_json_atomic
 
-pytestmark = pytest.mark.smoke
-
 
 def rec(i, passed=True, dataset="d", category="c", error=None, truncated=False, latency=1.0):
     return {"id": str(i), "dataset": dataset, "category": category, "passed": passed,

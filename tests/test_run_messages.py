@@ -11,13 +11,12 @@ from conftest import EVAL_TEST, REPO, SMOKE_JSONL, read_jsonl
 from vlm_bench.runners import load_failure_advice
 from vlm_bench.runners.mock_backend import MockEngine
 
-pytestmark = pytest.mark.smoke
-
 
 def run(pytester, *args):
     return pytester.runpytest_inprocess("-p", "no:cacheprovider", "-W", "ignore::pytest.PytestAssertRewriteWarning", *args)
 
 
+@pytest.mark.smoke
 def test_an_engine_that_cannot_load_is_explained_once_with_the_fix(pytester, monkeypatch):
     def fail(self):
         raise RuntimeError("VLMEvalKit not installed: pip install 'vlm-bench[vlmeval]'")

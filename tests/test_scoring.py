@@ -10,7 +10,6 @@ from vlm_bench.scoring import (
     score_prediction,
 )
 
-pytestmark = pytest.mark.smoke
 OPTIONS = ["A. cat", "B. dog", "C. bird", "D. fish"]
 
 
@@ -52,6 +51,7 @@ def test_answer_letter_accepts_letter_or_option_text():
         answer_letter("horse", OPTIONS)
 
 
+@pytest.mark.smoke
 def test_mc_scores_letter_against_text_answer():
     assert score_prediction("mc", "The answer is (D).", "fish", OPTIONS).passed
     assert not score_prediction("mc", "The answer is (C).", "fish", OPTIONS).passed

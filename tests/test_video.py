@@ -13,8 +13,6 @@ from vlm_bench.utils.video import (
     uniform_indices,
 )
 
-pytestmark = pytest.mark.smoke
-
 
 def model_card_get_index(bound, fps, max_frame, first_idx=0, num_segments=32):
     """The InternVL3 model card's index rule, written out from its published recipe."""
@@ -28,6 +26,7 @@ def model_card_get_index(bound, fps, max_frame, first_idx=0, num_segments=32):
     return [int(start_idx + (seg_size / 2) + np.round(seg_size * idx)) for idx in range(num_segments)]
 
 
+@pytest.mark.smoke
 def test_uniform_known_values():
     # 48 frames, 8 segments: seg = 47/8; centres with numpy (banker's) rounding
     assert uniform_indices(48, 8) == [2, 8, 14, 20, 26, 31, 37, 43]
@@ -93,6 +92,7 @@ def test_decord_and_opencv_agree(video, strategy, kw):
         assert np.abs(a.astype(int) - b.astype(int)).mean() < 2.0
 
 
+@pytest.mark.smoke
 def test_deterministic_across_calls():
     runs = [select_frames(COLOUR_MP4, 10, "uniform") for _ in range(3)]
     assert len({r[1] for r in runs}) == 1

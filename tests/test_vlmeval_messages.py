@@ -11,8 +11,6 @@ from vlm_bench.evaluate import load_media
 from vlm_bench.runners.vlmeval_backend import VLMEvalKitEngine
 from vlm_bench.types import VideoConfig
 
-pytestmark = pytest.mark.smoke
-
 
 def test_frames_then_reference_image_then_text(tmp_path):
     run = build_run_config(model="mock", datasets=[str(SMOKE_JSONL)])

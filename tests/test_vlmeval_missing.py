@@ -11,8 +11,6 @@ from vlm_bench.datasets import load_samples
 from vlm_bench.evaluate import Evaluator
 from vlm_bench.runners.vlmeval_backend import MISSING, VLMEvalKitEngine, vlmeval_model_name
 
-pytestmark = pytest.mark.smoke
-
 
 @pytest.fixture
 def no_vlmeval(monkeypatch):

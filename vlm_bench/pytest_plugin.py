@@ -42,7 +42,7 @@ TRANSPORT_KEYS = (RECORD_KEY, UID_KEY, REUSED_KEY, LOAD_ERROR_KEY, WORKER_KEY)
 GPUS_INPUT = "vlm_bench_gpus"
 PLUGIN_NAME = "vlm_bench_session"
 MARKERS = (
-    "smoke: fast checks on the mock backend and shipped fixtures only (CI)",
+    "smoke: a small end-to-end subset (mock items, CLI, records, report, resume, tiny native model); pytest -m smoke",
     "benchmark: latency runs with pytest-benchmark (run with -m benchmark)",
     "gpu: needs a CUDA GPU; skipped with a reason when none is visible",
 )
