@@ -17,7 +17,6 @@ from tests.answer_corpus.peers import (
 from vlm_bench.answers import extract_choice, extract_number, extract_yesno
 from vlm_bench.scoring import score_prediction
 
-pytestmark = pytest.mark.smoke
 
 MC, YESNO, NUMERIC = load("mc"), load("yesno"), load("numeric")
 

@@ -18,7 +18,6 @@ from vlm_bench.evaluate import Evaluator
 from vlm_bench.frame_cache import FrameCache, FrameMemory
 from vlm_bench.types import FrameSelection
 
-pytestmark = pytest.mark.smoke
 SELECTION = FrameSelection((0,), 1, "uniform", None, "opencv")
 
 

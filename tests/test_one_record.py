@@ -15,7 +15,6 @@ import pytest
 from conftest import EVAL_TEST, SMOKE_JSONL, SQUARE_MP4, read_jsonl
 from vlm_bench.scheduling import in_shard
 
-pytestmark = pytest.mark.smoke
 QUIET = ("-p", "no:cacheprovider", "-W", "ignore::pytest.PytestAssertRewriteWarning")
 SMOKE_IDS = [json.loads(line)["id"] for line in SMOKE_JSONL.read_text().splitlines()]
 VLM_BENCH = str(Path(sys.executable).with_name("vlm-bench"))

@@ -8,7 +8,6 @@ import textwrap
 
 import pytest
 
-pytestmark = pytest.mark.smoke
 
 HEAVY = ("numpy", "cv2", "yaml", "vlm_bench.config", "vlm_bench.evaluate")
 

@@ -18,7 +18,6 @@ from vlm_bench.results import LOCK_FILE, ResultsDirError, RunLock, lock_holder, 
 from vlm_bench.runners.mock_backend import MockEngine
 from vlm_bench.scheduling import in_shard
 
-pytestmark = pytest.mark.smoke
 QUIET = ("-p", "no:cacheprovider", "-W", "ignore::pytest.PytestAssertRewriteWarning")
 SMOKE_IDS = [json.loads(line)["id"] for line in SMOKE_JSONL.read_text().splitlines()]
 SMOKE_COUNT = len(SMOKE_IDS)

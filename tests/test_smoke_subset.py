@@ -21,7 +21,10 @@ def test_smoke_is_a_small_end_to_end_subset():
         cwd=REPO, capture_output=True, text=True, timeout=300,
     ).stdout
     total = sum(1 for line in everything.splitlines() if "::" in line)
-    assert len(selected) <= 30 and len(selected) * 5 < total, (len(selected), total)
+    assert len(selected) <= 30 and len(selected) * 5 < total, (
+        f"pytest -m smoke selects {len(selected)} of {total} tests; it is a small end-to-end subset: "
+        "mark single tests @pytest.mark.smoke, not whole modules (pytestmark)"
+    )
     for part in ("evals/test_video_qa.py::test_video_qa[", "tests/test_cli.py::", "tests/test_plugin.py::",
                  "tests/test_report_compare.py::", "tests/test_long_runs.py::", "tests/test_native_backend.py::"):
         assert any(line.startswith(part) for line in selected), part
