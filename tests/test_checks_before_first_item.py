@@ -12,7 +12,6 @@ from vlm_bench.config import ConfigError, build_run_config, load_dataset_config,
 from vlm_bench.datasets import DatasetError, load_samples
 from vlm_bench.runners.mock_backend import MockEngine
 
-pytestmark = pytest.mark.smoke
 QUIET = ("-p", "no:cacheprovider", "-W", "ignore::pytest.PytestAssertRewriteWarning")
 
 

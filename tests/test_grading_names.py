@@ -13,7 +13,6 @@ from vlm_bench.config import build_run_config
 from vlm_bench.datasets import DatasetError, load_samples
 from vlm_bench.utils.synthetic import write_video
 
-pytestmark = pytest.mark.smoke
 QUIET = ("-p", "no:cacheprovider", "-W", "ignore::pytest.PytestAssertRewriteWarning")
 
 

@@ -11,7 +11,6 @@ from conftest import EVAL_TEST, FIXTURES
 from vlm_bench.config import resolve_dataset
 from vlm_bench.datasets import load_samples
 
-pytestmark = pytest.mark.smoke
 pytest.importorskip("pandas")
 # Read the Parquet once here: pyarrow registers pandas' extension types on first use and
 # refuses a second registration, which an in-process pytester run would otherwise cause.

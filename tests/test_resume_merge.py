@@ -12,7 +12,6 @@ from vlm_bench.cli import main
 from vlm_bench.report import build_report
 from vlm_bench.results import ResultsDirError, read_records, summarize, write_json_atomic
 
-pytestmark = pytest.mark.smoke
 QUIET = ("-p", "no:cacheprovider", "-W", "ignore::pytest.PytestAssertRewriteWarning")
 SMOKE_IDS = [json.loads(line)["id"] for line in SMOKE_JSONL.read_text().splitlines()]
 CUT_UTF8 = '{"id": "日本'.encode()[:-1]  # a write cut inside a three-byte character
