@@ -274,6 +274,9 @@ class Evaluator:
             except Exception as exc:
                 records[sample.uid] = self._record(sample, None, None, DecodeConfig(), describe_error(exc, sample))
                 continue
+            if sample.load_error is not None or sample.missing_media is not None:
+                records[sample.uid] = self._record(sample, None, None, decode, sample.load_error)
+                continue
             if self.load_error is not None:
                 records[sample.uid] = self._record(sample, None, None, decode, self.load_error)
                 continue
@@ -357,8 +360,8 @@ def item_record(
             error = describe_error(exc, sample, "scorer")
     if error is not None:
         passed: bool | None = False
-    elif sample.answer is None:
-        passed = None  # unscored: nothing checkable to compare with
+    elif sample.answer is None or sample.missing_media is not None:
+        passed = None  # unscored (nothing checkable to compare with) or never asked (media missing)
     else:
         passed = bool(score and score.passed)
     return ItemRecord(
@@ -387,6 +390,7 @@ def item_record(
         prompt=gen.prompt if gen is not None and gen.prompt is not None else prompt,
         raw_response=(gen.text if gen.raw_text is None else gen.raw_text) if gen else None,
         extracted=score.extracted if score else None,
+        missing_media=sample.missing_media,
     )
 
 

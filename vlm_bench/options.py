@@ -79,6 +79,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("--dataset-root", "vlm_dataset_roots", "data folder of a benchmark-format dataset (Video-MME, MVBench, NExT-QA, VMEvalKit); NAME=PATH for one of several", {"action": "append"}),
     Option("--limit", "vlm_limit", "keep N items per dataset, spread evenly over it (deterministic)", {"type": positive_int}),
     Option("--categories", "vlm_categories", "keep items in these categories (comma-separated; a value of any dimension, or dim=value)", {"type": comma_list}),
+    Option("--missing-media", "vlm_missing_media", "items whose video the download lacks: report them (counted per task, left out of the pass rate) or fail at collection", {"choices": ("report", "fail"), "default": "report"}),
     Option("--all-runs", "vlm_all_runs", "VMEvalKit outputs: grade every run of a task, not only the latest", {"action": "store_true"}),
     Option("--quant", "vlm_quant", "bitsandbytes quantization for the native backend; default: the model YAML's", {"choices": QUANTIZATIONS}),
     Option("--max-frames", "vlm_max_frames", "frames per video (overrides every config)", {"type": frame_count}),

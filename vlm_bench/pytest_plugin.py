@@ -316,7 +316,7 @@ class VlmBenchSession:
 
     def parametrize(self, metafunc: pytest.Metafunc) -> None:
         from vlm_bench.config import ConfigError
-        from vlm_bench.datasets import DatasetError
+        from vlm_bench.datasets import DatasetError, missing_media_report
 
         if not self.run.datasets:
             pytest.fail("vlm-bench: no dataset; pass --dataset FILE.jsonl (or a dataset YAML)", pytrace=False)
@@ -324,6 +324,8 @@ class VlmBenchSession:
             samples = self.samples()
         except (DatasetError, ConfigError) as exc:
             pytest.fail(f"vlm-bench: {exc}", pytrace=False)
+        if self.config.getoption("vlm_missing_media") == "fail" and (missing := missing_media_report(samples)):
+            pytest.fail(f"vlm-bench: {missing} (--missing-media=fail)", pytrace=False)
         ids = self.item_ids(samples)
         if len(samples) > 1 and self.deselected_by_mark(metafunc):
             # -m drops every item of this function (evals/test_latency.py under the default

@@ -346,8 +346,9 @@ def prepare_results_dir(
 
 
 def reusable_records(items: str | os.PathLike) -> list[dict[str, Any]]:
-    """The records of a run that a resumed run keeps: all but errored ones."""
-    return [r for r in read_records(items) if r.get("error") is None]
+    """The records of a run that a resumed run keeps: all but errored ones and those whose
+    media was missing (it may have been downloaded since)."""
+    return [r for r in read_records(items) if r.get("error") is None and not r.get("missing_media")]
 
 
 def graded_output_trees(root: Path) -> list[Path]:
@@ -496,11 +497,14 @@ def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
 
 class RateBucket:
     def __init__(self) -> None:
-        self.total = self.passed = self.errors = self.truncated = self.unscored = 0
+        self.total = self.passed = self.errors = self.truncated = self.unscored = self.missing = 0
         self.outcomes: list[tuple[str, float]] = []
 
     def add(self, rec: Mapping[str, Any]) -> None:
         self.total += 1
+        if rec.get("missing_media") and rec.get("error") is None:
+            self.missing += 1  # the download lacks its video: not a wrong answer, not scored
+            return
         self.errors += rec.get("error") is not None
         self.truncated += bool(rec.get("truncated"))
         if rec.get("passed") is None and rec.get("error") is None:
@@ -511,12 +515,13 @@ class RateBucket:
         self.outcomes.append((str(rec.get("cluster") or rec["id"]), 1.0 if ok else 0.0))
 
     def as_dict(self) -> dict[str, Any]:
-        scored = self.total - self.unscored
+        scored = self.total - self.unscored - self.missing
         return {
             "passed": self.passed,
             "total": self.total,
             "scored": scored,
             "unscored": self.unscored,
+            "missing_media": self.missing,
             "errors": self.errors,
             "truncated": self.truncated,
             "pass_rate": round(self.passed / scored, 6) if scored else None,
@@ -659,14 +664,17 @@ def format_table(summary: Mapping[str, Any]) -> list[str]:
     for name, values in summary.get("breakdowns", {}).items():
         rows += [(f"{name}: {k}", v) for k, v in values.items()]
     width = max(len(name) for name, _ in rows)
+    # items whose media the download lacks are left out of the pass rate; their count sits beside it
+    missing = bool(summary.get("missing_media"))
     lines = [
-        f"{'scope':<{width}}  {'passed':>6}  {'scored':>6}  {'pass rate':>9}  {'95% CI':>11}"
-        f"  {'errors':>6}  {'truncated':>9}  {'unscored':>8}"
+        f"{'scope':<{width}}  {'passed':>6}  {'scored':>6}  {'pass rate':>9}" + ("  missing" if missing else "")
+        + f"  {'95% CI':>11}  {'errors':>6}  {'truncated':>9}  {'unscored':>8}"
     ]
     for name, b in rows:
         lines.append(
-            f"{name:<{width}}  {b['passed']:>6}  {b['scored']:>6}  {pct(b['pass_rate']):>9}  {interval(b['ci95']):>11}"
-            f"  {b['errors']:>6}  {b['truncated']:>9}  {b['unscored']:>8}"
+            f"{name:<{width}}  {b['passed']:>6}  {b['scored']:>6}  {pct(b['pass_rate']):>9}"
+            + (f"  {b.get('missing_media', 0):>7}" if missing else "")
+            + f"  {interval(b['ci95']):>11}  {b['errors']:>6}  {b['truncated']:>9}  {b['unscored']:>8}"
         )
     if summary.get("min_pass_rate") is not None:
         rate = f"overall {pct(summary['pass_rate'])}"

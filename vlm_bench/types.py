@@ -63,6 +63,10 @@ class Sample:
     subtitles: str | None = None  # an .srt file whose lines at the sampled frames join the prompt
     reference: str | None = None  # an image shown after the frames (e.g. a task's goal state)
     meta: Mapping[str, Any] = field(default_factory=dict)  # format-specific data carried to the record
+    # A published benchmark's item whose video the download lacks: reported as missing
+    # media, left out of the pass rate, never sent to the model.
+    missing_media: str | None = None
+    load_error: str | None = None  # a problem with this item found at load time: it fails with it
 
     @property
     def uid(self) -> str:
@@ -170,6 +174,7 @@ class ItemRecord:
     prompt: str | None = None  # the text sent with the frames (after templating and subtitles)
     raw_response: str | None = None  # the model's output before stop strings and stripping
     extracted: str | None = None  # what the scorer read from the prediction (letter, yes/no, number)
+    missing_media: str | None = None  # the media path the download lacks (not scored, not an error)
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON line's fields. A shallow copy (``dataclasses.asdict`` deep-copies

@@ -15,7 +15,7 @@ from vlm_bench.datasets.vmevalkit_outputs import load_vmevalkit_outputs
 from vlm_bench.scoring import check_scorer
 from vlm_bench.types import Sample
 
-__all__ = ["DatasetError", "load_samples", "select_samples"]
+__all__ = ["DatasetError", "load_samples", "missing_media_report", "select_samples"]
 
 LOADERS: dict[str, Callable[[DatasetConfig], list[Sample]]] = {
     "jsonl": load_jsonl,
@@ -56,3 +56,17 @@ def _in_categories(sample: Sample, wanted: set[str]) -> bool:
     values = {sample.category} | set(sample.categories.values())
     pairs = {f"{k}={v}" for k, v in sample.categories.items()}
     return bool(wanted & (values | pairs))
+
+
+def missing_media_report(samples: Sequence[Sample]) -> str | None:
+    """One line naming the items whose media the download lacks, by dataset and category
+    (an MVBench task), with an example path; None when nothing is missing."""
+    missing = [s for s in samples if s.missing_media is not None]
+    if not missing:
+        return None
+    counts: dict[tuple[str, str], int] = {}
+    for s in missing:
+        key = (s.dataset, s.category or "-")
+        counts[key] = counts.get(key, 0) + 1
+    parts = ", ".join(f"{d} {c}: {n}" for (d, c), n in sorted(counts.items()))
+    return f"{len(missing)} items' media are missing ({parts}); e.g. {missing[0].missing_media}"

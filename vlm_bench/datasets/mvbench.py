@@ -2,10 +2,18 @@
 ``{"video", "question", "candidates", "answer"}`` (the answer is the option text) with
 optional ``start``/``end`` seconds. Each task's media sit under its own prefix and are
 videos, GIFs or folders of frames; the task table lives in the dataset YAML
-(``source.tasks``), as MVBench publishes it."""
+(``source.tasks``), as MVBench publishes it.
+
+The data as Hugging Face serves it (OpenGVLab/MVBench): some videos sit under
+``video/data0613/<prefix>`` rather than ``video/<prefix>`` (VLMEvalKit moves them,
+lmms-eval falls back to them; both places are tried here), and the NTU RGB+D videos of
+Fine-grained Pose are not there at all (their licence): such items are reported as
+missing media, not as wrong answers. An answer that is not one of its candidates fails
+that item only."""
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -37,18 +45,19 @@ def load_mvbench(dataset: DatasetConfig) -> list[Sample]:
         for index, (where, row) in enumerate(read_rows(annotation_dir / spec["json"])):
             candidates = as_list(need(row, "candidates", where), "candidates", where)
             answer_text = str(need(row, "answer", where))
+            problem = None
             if answer_text not in candidates:
-                raise DatasetError(f"{where}: answer {answer_text!r} is not one of the candidates")
+                problem = f"{where}: answer {answer_text!r} is not one of the candidates {candidates}; fix the row or drop it"
             bound = None
             if spec.get("bound") and row.get("start") is not None and row.get("end") is not None:
                 bound = (float(row["start"]), float(row["end"]))
-            video = str(root / spec.get("prefix", "") / str(need(row, "video", where)))
+            video = media_path(root, spec.get("prefix", ""), str(need(row, "video", where)))
             samples.append(
                 Sample(
                     id=f"{slug}_{index:04d}",
                     dataset=dataset.name,
                     question=str(need(row, "question", where)),
-                    answer=LETTERS[candidates.index(answer_text)],
+                    answer=None if problem else LETTERS[candidates.index(answer_text)],
                     video=video,
                     options=tuple(f"({LETTERS[i]}) {c}" for i, c in enumerate(candidates)),
                     scorer=dataset.scorer or "mc",
@@ -58,6 +67,19 @@ def load_mvbench(dataset: DatasetConfig) -> list[Sample]:
                     bound=bound,
                     frame_fps=frame_fps.get(media_type),
                     source=where,
+                    missing_media=None if os.path.exists(video) else video,
+                    load_error=problem,
                 )
             )
     return samples
+
+
+def media_path(root: Path, prefix: str, name: str) -> str:
+    """``<root>/<prefix>/<name>``, or its twin under ``video/data0613/`` where the
+    download keeps it; the first path when neither exists."""
+    path = root / prefix / name
+    if not path.exists() and Path(prefix).parts[:1] == ("video",):
+        moved = root / "video" / "data0613" / Path(*Path(prefix).parts[1:]) / name
+        if moved.exists():
+            return str(moved)
+    return str(path)

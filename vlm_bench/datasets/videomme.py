@@ -1,7 +1,9 @@
 """Video-MME: annotation rows with ``videoID``, ``duration`` (short/medium/long),
 ``domain``, ``sub_category``, ``task_type``, ``question_id``, ``question``, ``options``
-(``["A. ...", ...]``) and ``answer`` (a letter); videos at ``<root>/<video_dir>/<videoID>.mp4``,
-subtitles at ``<root>/subtitle/<videoID>.srt``."""
+(``["A. ...", ...]``) and ``answer`` (a letter); videos at ``<root>/<video_dir>/<videoID>.mp4``
+(or ``.MP4`` / ``.mkv``: the release holds all three, as lmms-eval's loader allows),
+subtitles at ``<root>/subtitle/<videoID>.srt``. A video the download lacks is reported as
+missing media, not as a wrong answer."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from vlm_bench.types import Sample
 
 SOURCE_KEYS = ("video_dir", "subtitles", "subtitle_dir", "video_ext")
 CATEGORY_KEYS = ("duration", "domain", "sub_category", "task_type")
+VIDEO_EXTENSIONS = (".mp4", ".MP4", ".mkv")
 
 
 def load_videomme(dataset: DatasetConfig) -> list[Sample]:
@@ -20,6 +23,7 @@ def load_videomme(dataset: DatasetConfig) -> list[Sample]:
     video_dir = root / source_setting(src, "video_dir", "")
     subtitle_dir = root / source_setting(src, "subtitle_dir", "subtitle")
     ext = source_setting(src, "video_ext", ".mp4")
+    extensions = [ext, *(e for e in VIDEO_EXTENSIONS if e != ext)]
     use_subtitles = bool(src.get("subtitles", False))
     samples = []
     for where, row in read_rows(dataset.path):
@@ -29,13 +33,15 @@ def load_videomme(dataset: DatasetConfig) -> list[Sample]:
         if answer not in LETTERS[: len(options)]:
             raise DatasetError(f"{where}: answer {answer!r} is not one of the option letters")
         srt = subtitle_dir / f"{video_id}.srt"
+        found = [p for p in (video_dir / f"{video_id}{e}" for e in extensions) if p.is_file()]
+        video = found[0] if found else video_dir / f"{video_id}{ext}"
         samples.append(
             Sample(
                 id=str(need(row, "question_id", where)),
                 dataset=dataset.name,
                 question=str(need(row, "question", where)),
                 answer=answer,
-                video=str(video_dir / f"{video_id}{ext}"),
+                video=str(video),
                 options=tuple(options),
                 scorer=dataset.scorer or "mc",
                 category=str(row.get("duration")) if row.get("duration") is not None else None,
@@ -43,6 +49,7 @@ def load_videomme(dataset: DatasetConfig) -> list[Sample]:
                 cluster=video_id,
                 subtitles=str(srt) if use_subtitles and srt.is_file() else None,
                 source=where,
+                missing_media=None if found else str(video),
             )
         )
     return samples
