@@ -114,6 +114,7 @@ class Evaluator:
         self._media_ahead: OrderedDict[Hashable, Future] = OrderedDict()  # frames decoding in the background
         self.memory = FrameMemory(int(run.frame_memory_gb * 1024**3))  # frames shared by questions about one video
         self.decodes = 0  # frame decodes (or disk-cache reads) this evaluator did
+        self._video_configs: dict[Hashable, VideoConfig] = {}
         self._executor: ThreadPoolExecutor | None = None
         self._in_flight: dict[str, Future] = {}  # items submitted ahead -> their record
         self._requests: ThreadPoolExecutor | None = None
@@ -222,14 +223,25 @@ class Evaluator:
         return replace(self.run.model, vlmeval_dataset=name) if name else self.run.model
 
     def video_config(self, sample: Sample) -> VideoConfig:
+        """The item's frame settings; resolved once per dataset and item overrides."""
+        memo_key: Hashable | None = (sample.dataset, tuple(sample.video_overrides.items()))
+        try:
+            return self._video_configs[memo_key]
+        except KeyError:
+            pass
+        except TypeError:  # an unhashable override value: resolved every time
+            memo_key = None
         dataset = self.datasets[sample.dataset]
-        return resolve_video(
+        video = resolve_video(
             self.run.model.video,
             dataset.video,
             sample.video_overrides,
             self.run.video_overrides,
             where=f"frame settings of item {sample.id!r} ({sample.source})",
         )
+        if memo_key is not None:
+            self._video_configs[memo_key] = video
+        return video
 
     def decode_config(self, sample: Sample) -> DecodeConfig:
         defaults = self.adapter.default_decode() if self.adapter else {}

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from vlm_bench.evaluate import Evaluator
     from vlm_bench.results import RunLock
     from vlm_bench.runners import ServerUnavailable
-    from vlm_bench.scheduling import Upcoming
+    from vlm_bench.scheduling import RunOrder, Upcoming
 
 RECORD_KEY = "vlm_bench_record"
 UID_KEY = "vlm_bench_uid"  # on every report of a test that evaluates an item
@@ -199,8 +199,10 @@ class VlmBenchSession:
         self.graded_records: list[dict[str, Any]] = []  # kept for the VMEvalKit grading tree only
         self.recorded: set[str] = set()  # uids of the items with a record
         self.expected: dict[str, str] = {}  # node id -> item uid of each test that evaluates an item
-        self.next_in_function: Upcoming | None = None  # look-ahead for batches and prefetch
-        self.next_in_group: Upcoming | None = None
+        self.total_items = 0  # distinct items among them
+        self.collected_here = False  # a single process: `expected` holds exactly the tests that evaluate
+        self.next_in_function: RunOrder | None = None  # look-ahead for batches and prefetch
+        self.next_in_group: Upcoming | None = None  # (an xdist worker's, within a video's questions)
         self.empty_reasons: list[str] = []  # why a selection holds no items
         self.other_failures = 0
         self.summary: dict[str, Any] | None = None
@@ -365,9 +367,9 @@ class VlmBenchSession:
         batch = self.run.model.batch_size - 1 if self.is_controller else 0
         window = max(batch, self.run.concurrency - 1)  # requests in flight need no batching, so workers look ahead too
         upcoming = self.next_in_function if self.is_controller else self.next_in_group
-        ahead = upcoming.after(node.nodeid, window) if upcoming is not None and window else []
+        ahead = upcoming.after(node, window) if upcoming is not None and window else []
         if self.run.prefetch and upcoming is not None:
-            evaluator.prefetch(upcoming.after(node.nodeid, window + self.run.prefetch)[window:])
+            evaluator.prefetch(upcoming.after(node, window + self.run.prefetch)[window:])
         from vlm_bench.runners import ServerUnavailable
 
         try:
@@ -481,26 +483,42 @@ class VlmBenchSession:
             return  # the workers report the collection error
         uid_of = dict(zip(self.item_ids(samples), (s.uid for s in samples)))
         self.expected = {nid: uid_of[_param_id(nid)] for nid in ids if _param_id(nid) in uid_of}
+        self.total_items = len(set(self.expected.values()))
         if self.expected or (not samples and any(_param_id(nid) == "NOTSET" for nid in ids)):
             self.claim_results_dir()
 
     @pytest.hookimpl
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        """Mock items are part of the smoke set: marked once on their module (or class)
+        when every item collected there is one, else one by one. An xdist worker notes on
+        each item which dataset item it evaluates, for the controller's records."""
+        smoke: dict[Any, list[pytest.Item] | None] = {}  # parent node -> its smoke items (None: not all are)
         for item in items:
             sample = getattr(getattr(item, "callspec", None), "params", {}).get("vlm_item")
-            if not isinstance(sample, Sample):
-                continue
-            if self.run.backend == "mock" and not item.get_closest_marker("benchmark"):
-                item.add_marker(pytest.mark.smoke)
-            if "vlm_evaluate" in getattr(item, "fixturenames", ()):
+            is_item = isinstance(sample, Sample)
+            if is_item and not self.is_controller and "vlm_evaluate" in getattr(item, "fixturenames", ()):
                 item.user_properties.append((UID_KEY, sample.uid))
+            if self.run.backend != "mock":
+                continue
+            mine = smoke.setdefault(item.parent, [])
+            if mine is None:
+                continue
+            if is_item and not item.get_closest_marker("benchmark"):
+                mine.append(item)
+            else:
+                for earlier in mine:
+                    earlier.add_marker(pytest.mark.smoke)
+                smoke[item.parent] = None
+        for parent, mine in smoke.items():
+            if mine:
+                parent.add_marker(pytest.mark.smoke)
 
     @pytest.hookimpl
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         """Index the run order for look-ahead, once (O(items)). A single process (not
         xdist): note the items that will be evaluated and claim the results folder when
         there are any (or an empty selection to record)."""
-        from vlm_bench.scheduling import Upcoming
+        from vlm_bench.scheduling import RunOrder, Upcoming
 
         has_items = False
         entries = []
@@ -511,20 +529,20 @@ class VlmBenchSession:
             sample = item.callspec.params.get("vlm_item") if hasattr(item, "callspec") else None
             if not isinstance(sample, Sample):
                 continue
-            function = (item.parent.nodeid if item.parent else "", getattr(item, "originalname", item.name))
-            entries.append((item.nodeid, function, sample))
-            if self.is_controller and "vlm_evaluate" in item.fixturenames:
-                self.expected[item.nodeid] = sys.intern(sample.uid)
+            if self.is_controller:
+                if "vlm_evaluate" in item.fixturenames:
+                    self.expected[item.nodeid] = sys.intern(sample.uid)
+            else:
+                entries.append((item.nodeid, (item.parent, item.originalname, _group_name(sample)), sample))
+        if self.is_controller:
+            self.collected_here = True
+            self.total_items = len(set(self.expected.values()))
         if self.is_controller and has_items and not session.testsfailed and not self.config.option.collectonly:
             self.claim_results_dir()  # first: it finds the resumed run's records, which look-ahead skips
         if self.is_controller:
-            self.next_in_function = Upcoming(entries, self.reused)
+            self.next_in_function = RunOrder(session.items, _vlm_sample, self.reused)
         else:  # a worker prefetches only within the work unit it was given: one video's questions
-            self.next_in_group = Upcoming(((key, (fn, _group_name(s)), s) for key, fn, s in entries), self.reused)
-
-    @property
-    def total_items(self) -> int:
-        return len(set(self.expected.values()))
+            self.next_in_group = Upcoming(entries, self.reused)
 
     def show_progress(self) -> bool:
         mode = self.config.getoption("vlm_progress")
@@ -560,11 +578,16 @@ class VlmBenchSession:
             self.add_record(record, reused=bool(props.get(REUSED_KEY)), worker=props.get(WORKER_KEY))
             if props.get(LOAD_ERROR_KEY) and self.load_error is None:
                 self.announce_load_error(props[LOAD_ERROR_KEY])
-        elif report.failed and record is None and props.get(UID_KEY) and report.when in ("setup", "call"):
+        elif report.failed and record is None and report.when in ("setup", "call") and (uid := self.uid_of(report, props)):
             # the test failed before its item was evaluated: the item still gets its record
-            self.add_record(self.failure_record(props[UID_KEY], report), reused=False, worker=None)
+            self.add_record(self.failure_record(uid, report), reused=False, worker=None)
         elif report.failed:
             self.other_failures += 1
+
+    def uid_of(self, report: pytest.TestReport, props: dict[str, Any]) -> str | None:
+        """The dataset item a test evaluates: noted on the report by an xdist worker; in a
+        single process, known from collection."""
+        return props.get(UID_KEY) or (self.expected.get(report.nodeid) if self.collected_here else None)
 
     def add_record(self, record: dict[str, Any], reused: bool, worker: dict[str, Any] | None) -> None:
         from vlm_bench.grading import is_graded
@@ -736,6 +759,11 @@ def _param_id(nodeid: str) -> str:
 def _categories_of(samples: list[Sample]) -> list[str]:
     found = {s.category for s in samples if s.category} | {f"{k}={v}" for s in samples for k, v in s.categories.items()}
     return sorted(found)[:12]
+
+
+def _vlm_sample(item: pytest.Item) -> Sample | None:
+    sample = getattr(getattr(item, "callspec", None), "params", {}).get("vlm_item")
+    return sample if isinstance(sample, Sample) else None
 
 
 def drop_transport(props: list[tuple[str, Any]]) -> None:

@@ -21,7 +21,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from vlm_bench.scoring import clustered_ci
+from vlm_bench.scoring import clustered_ci, clustered_ci_of_totals  # noqa: F401 (clustered_ci: re-exported)
 from vlm_bench.types import ItemRecord
 
 ITEMS_FILE = "items.jsonl"
@@ -496,9 +496,12 @@ def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
 
 
 class RateBucket:
+    """Counts of one scope of the summary; outcomes are kept per cluster (passed, items),
+    so a bucket grows with the number of videos, not of items."""
+
     def __init__(self) -> None:
         self.total = self.passed = self.errors = self.truncated = self.unscored = self.missing = 0
-        self.outcomes: list[tuple[str, float]] = []
+        self.clusters: dict[str, list[float]] = {}
 
     def add(self, rec: Mapping[str, Any]) -> None:
         self.total += 1
@@ -512,7 +515,9 @@ class RateBucket:
             return
         ok = bool(rec.get("passed")) and rec.get("error") is None
         self.passed += ok
-        self.outcomes.append((str(rec.get("cluster") or rec["id"]), 1.0 if ok else 0.0))
+        totals = self.clusters.setdefault(str(rec.get("cluster") or rec["id"]), [0.0, 0.0])
+        totals[0] += ok
+        totals[1] += 1
 
     def as_dict(self) -> dict[str, Any]:
         scored = self.total - self.unscored - self.missing
@@ -525,8 +530,8 @@ class RateBucket:
             "errors": self.errors,
             "truncated": self.truncated,
             "pass_rate": round(self.passed / scored, 6) if scored else None,
-            "ci95": clustered_ci(self.outcomes),
-            "clusters": len({c for c, _ in self.outcomes}),
+            "ci95": clustered_ci_of_totals(self.clusters.values()),
+            "clusters": len(self.clusters),
         }
 
 

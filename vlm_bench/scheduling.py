@@ -8,7 +8,7 @@ import hashlib
 import os
 import shutil
 import subprocess
-from typing import Any, Container, Hashable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Container, Hashable, Iterable, Mapping, Sequence
 
 
 def shard_of(uid: str, count: int) -> int:
@@ -59,12 +59,13 @@ def check_gpu_plan(workers: int, gpus_per_worker: int, visible: Sequence[str]) -
 
 
 class Upcoming:
-    """The items a process runs after a given one, for batching and frame prefetch.
+    """The items a process runs after a given one, for frame prefetch on an xdist worker
+    (which runs the work units it is sent, not the collected order).
 
-    Built once from the collected items, in run order, as ``(item key, list key, sample)``:
-    items with the same list key (one test function, or one function and one video) form
-    one list. ``after`` is then a slice, so looking ahead costs nothing that grows with
-    the number of items. Items in ``skip`` (records reused from a resumed run) are left out."""
+    Built once from the collected items, in order, as ``(node id, list key, sample)``:
+    items with the same list key (one test function and one video) form one list, and
+    ``after`` is a slice of it. Items in ``skip`` (records reused from a resumed run) are
+    left out."""
 
     def __init__(self, entries: Iterable[tuple[str, Hashable, Any]], skip: Container[str] = ()):
         lists: dict[Hashable, list[Any]] = {}
@@ -76,9 +77,58 @@ class Upcoming:
             self._where[key] = (same, len(same))
             same.append(sample)
 
-    def after(self, key: str, count: int) -> list[Any]:
-        where = self._where.get(key)
+    def after(self, item: Any, count: int) -> list[Any]:
+        where = self._where.get(item.nodeid)
         if where is None or count <= 0:
             return []
         same, position = where
         return same[position + 1 : position + 1 + count]
+
+
+class RunOrder:
+    """The items a single process runs after a given one, of the same test function, for
+    batching and frame prefetch. pytest runs the collected items in order, so a cursor
+    follows the run: no memory per item, and O(count) per call (a test function's items
+    are collected together; the walk stops where the next function starts). Items in
+    ``skip`` (records reused from a resumed run) are passed over."""
+
+    def __init__(self, items: Sequence[Any], sample_of: Callable[[Any], Any], skip: Container[str] = ()):
+        self.items = items
+        self.sample_of = sample_of
+        self.skip = skip
+        self._cursor = 0
+        self._index: dict[int, int] | None = None  # built only if items run out of order
+
+    def _position(self, item: Any) -> int | None:
+        items = self.items
+        for j in range(self._cursor, min(self._cursor + 64, len(items))):
+            if items[j] is item:
+                self._cursor = j
+                return j
+        if self._index is None:  # a plugin reordered or reran items: index them once
+            self._index = {id(it): k for k, it in enumerate(items)}
+        position = self._index.get(id(item))
+        if position is not None:
+            self._cursor = position
+        return position
+
+    def after(self, item: Any, count: int) -> list[Any]:
+        if count <= 0:
+            return []
+        start = self._position(item)
+        if start is None:
+            return []
+        ahead: list[Any] = []
+        parent, name = item.parent, getattr(item, "originalname", None)
+        items = self.items
+        for j in range(start + 1, len(items)):
+            other = items[j]
+            if other.parent is not parent or getattr(other, "originalname", None) != name:
+                break
+            sample = self.sample_of(other)
+            if sample is None or sample.uid in self.skip:
+                continue
+            ahead.append(sample)
+            if len(ahead) == count:
+                break
+        return ahead

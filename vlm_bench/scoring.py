@@ -211,8 +211,13 @@ def clustered_ci(outcomes: Iterable[tuple[str, float]], level: float = 0.95) -> 
         entry = totals.setdefault(cluster, [0.0, 0.0])
         entry[0] += y
         entry[1] += 1
-    if not totals:
+    return clustered_ci_of_totals(totals.values(), level)
+
+
+def clustered_ci_of_totals(totals: Iterable[Sequence[float]], level: float = 0.95) -> list[float] | None:
+    """``clustered_ci`` from (passed, items) per cluster, for callers that count as they go."""
+    counts = np.array(list(totals), dtype=float)
+    if not len(counts):
         return None
-    counts = np.array(list(totals.values()))
     lo, hi = cluster_wilson(counts[:, 0], counts[:, 1], level)
     return [round(float(lo), 6), round(float(hi), 6)]
