@@ -570,6 +570,7 @@ class RunConfig:
     frame_cache_gb: float = 20.0
     prefetch: int = 2  # items whose frames are decoded ahead, in a background thread
     frame_memory_gb: float = 2.0  # decoded frames kept in memory for the next questions about a video
+    item_frames_gb: float = 16.0  # decoded frames one item may take (default_item_frames_gb())
 
     @property
     def concurrency(self) -> int:
@@ -592,6 +593,7 @@ class RunConfig:
             "frame_cache": self.frame_cache,
             "prefetch": self.prefetch,
             "frame_memory_gb": self.frame_memory_gb,
+            "item_frames_gb": self.item_frames_gb,
         }
 
 
@@ -623,6 +625,16 @@ def run_fingerprint(run: "RunConfig") -> dict[str, Any]:
             for d in run.datasets
         ],
     }
+
+
+def default_item_frames_gb() -> float:
+    """A quarter of this machine's memory, at most 16 GB: what one item's decoded frames
+    may take (a 4K frame is 24 MB; 64 of them 1.6 GB)."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
+    except (ValueError, OSError, AttributeError):
+        return 16.0
+    return round(min(16.0, total / 4), 1)
 
 
 def check_run_settings(
@@ -678,6 +690,7 @@ def build_run_config(
     all_runs: bool = False,
     server_overrides: Mapping[str, Any] | None = None,
     frame_memory_gb: float | None = None,
+    item_frames_gb: float | None = None,
 ) -> RunConfig:
     model_cfg = resolve_model(model)
     backend = backend or model_cfg.engine
@@ -729,6 +742,8 @@ def build_run_config(
     if min_pass_rate is not None and not 0.0 <= min_pass_rate <= 1.0:
         raise ConfigError(f"--min-pass-rate must be between 0 and 1, got {min_pass_rate}")
     check_run_settings(model_cfg, backend, seed, frame_cache, frame_cache_gb, prefetch)
+    if item_frames_gb is not None and not (_is_number(item_frames_gb) and item_frames_gb > 0):
+        raise ConfigError(f"--item-frames-gb must be a finite number > 0, got {item_frames_gb!r}")
     return RunConfig(
         backend=backend,
         model=model_cfg,
@@ -746,4 +761,5 @@ def build_run_config(
         frame_cache_gb=frame_cache_gb or 20.0,
         prefetch=prefetch,
         frame_memory_gb=2.0 if frame_memory_gb is None else frame_memory_gb,
+        item_frames_gb=default_item_frames_gb() if item_frames_gb is None else item_frames_gb,
     )

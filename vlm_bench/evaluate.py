@@ -21,16 +21,18 @@ from vlm_bench.registry import adapter_class
 from vlm_bench.runners import ServerUnavailable, create_engine
 from vlm_bench.scoring import score_prediction
 from vlm_bench.types import DecodeConfig, FrameSelection, Generation, ItemRecord, Sample, VideoConfig, VideoInput
-from vlm_bench.utils.video import MediaError, read_frame_folder, read_image_frames, select_frames
+from vlm_bench.utils.video import FrameBudgetError, MediaError, read_frame_folder, read_image_frames, select_frames
 
 
 DEFAULT_FRAME_FOLDER_FPS = 3.0  # MVBench's frame folders
 MAX_AHEAD = 16  # prefetched items waiting for their turn, at most
 
 
-def decode_frames(sample: Sample, video: VideoConfig) -> tuple[tuple[np.ndarray, ...], FrameSelection]:
+def decode_frames(
+    sample: Sample, video: VideoConfig, max_bytes: int | None = None
+) -> tuple[tuple[np.ndarray, ...], FrameSelection]:
     """Decode the item's frames with the shared sampler (a video file, a GIF or a folder of
-    frames), or read its image files."""
+    frames), or read its image files; more than ``max_bytes`` of frames fail the item."""
     if sample.video is not None and os.path.isdir(sample.video):
         frames, selection = read_frame_folder(
             sample.video,
@@ -40,13 +42,14 @@ def decode_frames(sample: Sample, video: VideoConfig) -> tuple[tuple[np.ndarray,
             video.stride,
             video.fps,
             sample.bound,
+            max_bytes,
         )
     elif sample.video is not None:
         frames, selection = select_frames(
-            sample.video, video.max_frames, video.strategy, video.fps, video.stride, bound=sample.bound
+            sample.video, video.max_frames, video.strategy, video.fps, video.stride, bound=sample.bound, max_bytes=max_bytes
         )
     else:
-        frames, selection = read_image_frames(list(sample.frames or ()), video.max_frames)
+        frames, selection = read_image_frames(list(sample.frames or ()), video.max_frames, max_bytes)
     return tuple(frames), selection
 
 
@@ -85,6 +88,8 @@ def reference_image(sample: Sample):
 def describe_error(exc: Exception, sample: Sample, stage: str = "engine") -> str:
     """The error text of an item's record; ``stage`` names where a non-media, non-config
     exception came from (engine, prompt, scorer, record)."""
+    if isinstance(exc, FrameBudgetError):
+        return f"item {sample.id!r}: {exc}"
     if isinstance(exc, MediaError):
         return f"{exc} (item {sample.id!r}, {sample.source}); fix the path or file, or drop the item"
     if isinstance(exc, ConfigError):
@@ -115,6 +120,8 @@ class Evaluator:
         self.memory = FrameMemory(int(run.frame_memory_gb * 1024**3))  # frames shared by questions about one video
         self.decodes = 0  # frame decodes (or disk-cache reads) this evaluator did
         self._video_configs: dict[Hashable, VideoConfig] = {}
+        self.max_item_bytes = int(run.item_frames_gb * 1024**3)
+        self._item_bytes = 0  # the last decoded item's frames: how many more fit ahead
         self._executor: ThreadPoolExecutor | None = None
         self._in_flight: dict[str, Future] = {}  # items submitted ahead -> their record
         self._requests: ThreadPoolExecutor | None = None
@@ -173,17 +180,22 @@ class Evaluator:
         return frames, selection
 
     def _decode(self, sample: Sample, video: VideoConfig) -> tuple[tuple[np.ndarray, ...], FrameSelection]:
+        frames, selection = self._decode_or_read(sample, video)
+        self._item_bytes = sum(f.nbytes for f in frames)
+        return frames, selection
+
+    def _decode_or_read(self, sample: Sample, video: VideoConfig) -> tuple[tuple[np.ndarray, ...], FrameSelection]:
         self.decodes += 1
         if self.cache is None:
-            return decode_frames(sample, video)
+            return decode_frames(sample, video, self.max_item_bytes)
         try:
             key = self.cache.key(sample, video)
         except OSError:  # missing media: let the reader say so
-            return decode_frames(sample, video)
+            return decode_frames(sample, video, self.max_item_bytes)
         hit = self.cache.get(key)
         if hit is not None:
             return tuple(hit[0]), hit[1]
-        frames, selection = decode_frames(sample, video)
+        frames, selection = decode_frames(sample, video, self.max_item_bytes)
         frames = tuple(resize_short_side(f, self.cache.side) for f in frames)
         self.cache.put(key, frames, selection)
         return frames, selection
@@ -201,6 +213,8 @@ class Evaluator:
             key = frames_key(sample, video)
             if key is None or key in self._media_ahead or key in self.memory:
                 continue
+            if self._item_bytes * (len(self._media_ahead) + 2) > self.max_item_bytes:
+                break  # large items: the one running and those ahead stay within one item's bound
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vlm-bench-prefetch")
             self._media_ahead[key] = self._executor.submit(self._decode_and_keep, sample, video, key)

@@ -95,6 +95,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("--gpus-per-worker", "vlm_gpus_per_worker", "with pytest-xdist -n: GPUs each worker gets (its own slice of CUDA_VISIBLE_DEVICES)", {"type": positive_int}),
     Option("--frame-cache", "vlm_frame_cache", "cache decoded frames (resized, content-keyed) in this folder, shared across runs and workers"),
     Option("--frame-cache-gb", "vlm_frame_cache_gb", "size bound of the frame cache in GB (default 20; least recently used go first)", {"type": positive_float}),
+    Option("--item-frames-gb", "vlm_item_frames_gb", "decoded frames one item may take, in GB; an item needing more fails with advice, and fewer items are prefetched when they are large (default: a quarter of this machine's memory, at most 16)", {"type": positive_float}),
     Option("--frame-memory-gb", "vlm_frame_memory_gb", "decoded frames kept in memory, so questions about one video (same frame settings) share one decode (default 2; 0 turns it off)", {"type": non_negative_float}),
     Option("--prefetch", "vlm_prefetch", "decode the frames of this many upcoming items in a background thread (default 2; 0 turns it off)", {"type": non_negative_int, "default": 2}),
     Option("--progress", "vlm_progress", "a status line (items done, pass rate so far, ETA): auto shows it on a terminal, not with -q or in CI", {"choices": ("auto", "always", "never"), "default": "auto"}),

@@ -154,6 +154,7 @@ def run_config_from_pytest(config: pytest.Config) -> RunConfig:
             "concurrency": opt("vlm_concurrency"),
         },
         frame_memory_gb=opt("vlm_frame_memory_gb"),
+        item_frames_gb=opt("vlm_item_frames_gb"),
     )
 
 

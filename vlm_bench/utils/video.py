@@ -6,7 +6,9 @@ resizing and tiling belong to the model's processor.
 
 from __future__ import annotations
 
+import bisect
 import importlib.util
+import math
 import os
 from typing import Sequence
 
@@ -60,17 +62,47 @@ def stride_indices(num_frames: int, stride: int, max_frames: int) -> list[int]:
     return _centres(range(0, num_frames, stride), max_frames)
 
 
-def fps_indices(num_frames: int, video_fps: float, fps: float, max_frames: int) -> list[int]:
-    """One frame per 1/``fps`` seconds (the centre of each interval), thinned evenly to
-    ``max_frames``."""
-    duration = num_frames / video_fps
-    count = max(1, int(duration * fps))
+def fps_indices(
+    num_frames: int, video_fps: float | None, fps: float, max_frames: int, timestamps: Sequence[float] | None = None
+) -> list[int]:
+    """One frame per 1/``fps`` seconds: the frame on screen at the centre of each
+    interval, thinned evenly to ``max_frames``. With the frames' presentation timestamps
+    (seconds) the pick is by time, so a variable-frame-rate video is sampled evenly in
+    time; without them frame ``i`` is taken to show at ``i / video_fps``."""
+    times = _relative_times(timestamps, num_frames, video_fps)
+    count = max(1, int(_duration(times, video_fps) * fps + 1e-9))
     picked: list[int] = []
     for k in range(count):
-        idx = min(int((k + 0.5) / fps * video_fps), num_frames - 1)
+        idx = min(max(bisect.bisect_right(times, (k + 0.5) / fps + 1e-6) - 1, 0), num_frames - 1)
         if not picked or picked[-1] != idx:
             picked.append(idx)
     return _centres(picked, max_frames)
+
+
+def _relative_times(timestamps: Sequence[float] | None, num_frames: int, video_fps: float | None) -> list[float]:
+    if timestamps is not None:
+        return [float(t) - float(timestamps[0]) for t in timestamps[:num_frames]]
+    if not video_fps:
+        raise ValueError("frame strategy 'fps' needs the video's frame rate, which this file does not report")
+    return [i / video_fps for i in range(num_frames)]
+
+
+def _duration(times: Sequence[float], video_fps: float | None) -> float:
+    """Seconds from the first frame's start to the last frame's end (the last frame lasts
+    as long as the gap before it)."""
+    last = times[-1] - times[-2] if len(times) > 1 else 1 / (video_fps or 1.0)
+    return times[-1] + last
+
+
+def usable_timestamps(timestamps: Sequence[float] | None, num_frames: int) -> list[float] | None:
+    """The reader's presentation timestamps when they describe the frames (one per
+    frame, never decreasing, spanning some time); else None and indices stand in."""
+    if timestamps is None or len(timestamps) < num_frames or num_frames < 1:
+        return None
+    values = [float(t) for t in timestamps[:num_frames]]
+    if any(math.isnan(t) for t in values) or any(b < a for a, b in zip(values, values[1:])) or (num_frames > 1 and values[-1] <= values[0]):
+        return None
+    return values
 
 
 def choose_indices(
@@ -81,6 +113,7 @@ def choose_indices(
     fps: float | None = None,
     stride: int | None = None,
     bound: tuple[float, float] | None = None,
+    timestamps: Sequence[float] | None = None,
 ) -> list[int]:
     if strategy == "uniform":
         return uniform_indices(num_frames, max_frames, video_fps, bound)
@@ -91,9 +124,7 @@ def choose_indices(
     if strategy == "fps":
         if not fps or fps <= 0:
             raise ValueError("frame strategy 'fps' needs fps > 0 (set --fps or video.fps)")
-        if not video_fps:
-            raise ValueError("frame strategy 'fps' needs the video's frame rate, which this file does not report")
-        return fps_indices(num_frames, video_fps, fps, max_frames)
+        return fps_indices(num_frames, video_fps, fps, max_frames, timestamps)
     raise ValueError(f"unknown frame strategy {strategy!r}; choose one of {', '.join(FRAME_STRATEGIES)}")
 
 
@@ -102,6 +133,25 @@ def choose_indices(
 
 def decord_available() -> bool:
     return importlib.util.find_spec("decord") is not None
+
+
+READ_CHUNK = 16  # frames decoded per call by a batch reader
+
+
+class FrameBudgetError(MediaError):
+    """An item's decoded frames would take more memory than allowed."""
+
+
+def check_frame_bytes(count: int, frame: np.ndarray, max_bytes: int | None) -> None:
+    """Refuse, before they are decoded, ``count`` frames the size of ``frame`` (RGB) that
+    would take more than ``max_bytes``."""
+    need = count * frame.shape[0] * frame.shape[1] * 3
+    if max_bytes is not None and need > max_bytes:
+        raise FrameBudgetError(
+            f"{count} frames of {frame.shape[1]}x{frame.shape[0]} need {need / 1024**3:.1f} GB decoded, more than the "
+            f"{max_bytes / 1024**3:.1f} GB an item may use (--item-frames-gb): lower --max-frames, or raise the limit "
+            "where the machine has the memory"
+        )
 
 
 class _ShortStream(Exception):
@@ -122,9 +172,21 @@ class DecordReader:
         self.num_frames = len(self._vr)
         self.fps = float(self._vr.get_avg_fps()) or None
 
-    def read(self, indices: Sequence[int]) -> list[np.ndarray]:
-        batch = self._vr.get_batch(list(indices)).asnumpy()
-        return [np.ascontiguousarray(batch[i]) for i in range(batch.shape[0])]
+    def timestamps(self) -> list[float] | None:
+        """Each frame's presentation time in seconds (from the container's index)."""
+        return usable_timestamps(self._vr.get_frame_timestamp(range(self.num_frames))[:, 0].tolist(), self.num_frames)
+
+    def read(self, indices: Sequence[int], max_bytes: int | None = None) -> list[np.ndarray]:
+        """In chunks, so decoding holds at most one chunk beside the frames kept; the
+        first chunk tells the frame size, checked against ``max_bytes`` before the rest."""
+        indices = list(indices)
+        frames: list[np.ndarray] = []
+        for start in range(0, len(indices), READ_CHUNK):
+            batch = self._vr.get_batch(indices[start : start + READ_CHUNK]).asnumpy()
+            if start == 0:
+                check_frame_bytes(len(indices), batch[0], max_bytes)
+            frames += [batch[i] for i in range(batch.shape[0])]
+        return frames
 
 
 class OpenCVReader:
@@ -157,7 +219,21 @@ class OpenCVReader:
         cap.release()
         return count
 
-    def read(self, indices: Sequence[int]) -> list[np.ndarray]:
+    def timestamps(self) -> list[float] | None:
+        """Each frame's presentation time in seconds. OpenCV knows it only for the frame
+        just grabbed, so this grabs (decodes) the whole video once."""
+        cap = cv2.VideoCapture(self._path)
+        times = []
+        try:
+            while cap.grab():
+                times.append(cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0)
+        finally:
+            cap.release()
+        if 0 < len(times) < self.num_frames:
+            self.num_frames = len(times)  # the container overstated its length
+        return usable_timestamps(times, self.num_frames)
+
+    def read(self, indices: Sequence[int], max_bytes: int | None = None) -> list[np.ndarray]:
         wanted = sorted(set(indices))
         by_index: dict[int, np.ndarray] = {}
         cap = cv2.VideoCapture(self._path)
@@ -171,6 +247,8 @@ class OpenCVReader:
                 ok, bgr = cap.retrieve()
                 if not ok:
                     raise _ShortStream(pos - 1)
+                if not by_index:
+                    check_frame_bytes(len(indices), bgr, max_bytes)
                 by_index[idx] = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         finally:
             cap.release()
@@ -210,30 +288,35 @@ def select_frames(
     *,
     bound: tuple[float, float] | None = None,
     reader: str = "auto",
+    max_bytes: int | None = None,
 ) -> tuple[list[np.ndarray], FrameSelection]:
     """Decode the frames chosen by ``strategy``; same file and settings, same frames.
+    The ``fps`` strategy picks by presentation timestamp (variable frame rates).
 
     Returns ``(frames, meta)``; ``meta`` records the indices, the true frame count, the
     strategy, the effective sampling rate and the reader that ran. Raises ``MediaError``
-    for a missing, unreadable or corrupt file."""
+    for a missing, unreadable or corrupt file, and ``FrameBudgetError`` when the frames
+    would take more than ``max_bytes``."""
     path = os.fspath(video_path)
     if max_frames < 1:
         raise ValueError("max_frames must be >= 1")
     if not os.path.isfile(path):
         raise MediaError(f"video file not found: {path!r}")
     video = open_reader(path, reader)
-    num_frames = video.num_frames
     try:
-        indices = choose_indices(num_frames, video.fps, max_frames, strategy, fps, stride, bound)
+        timestamps = video.timestamps() if strategy == "fps" else None
+        num_frames = video.num_frames
+        indices = choose_indices(num_frames, video.fps, max_frames, strategy, fps, stride, bound, timestamps)
         try:
-            frames = video.read(indices)
+            frames = video.read(indices, max_bytes)
         except _ShortStream as short:
             # The container overstated its length; choose again over the frames that exist.
             num_frames = short.frames_read
             if num_frames < 1:
                 raise MediaError(f"no frame of video {path!r} decodes")
-            indices = choose_indices(num_frames, video.fps, max_frames, strategy, fps, stride, bound)
-            frames = video.read(indices)
+            timestamps = usable_timestamps(timestamps, num_frames)
+            indices = choose_indices(num_frames, video.fps, max_frames, strategy, fps, stride, bound, timestamps)
+            frames = video.read(indices, max_bytes)
     except (MediaError, ValueError):
         raise
     except Exception as exc:
@@ -242,13 +325,17 @@ def select_frames(
         selected_indices=tuple(int(i) for i in indices),
         num_frames_total=int(num_frames),
         strategy=strategy,
-        fps_used=_effective_rate(indices, num_frames, video.fps),
+        fps_used=_effective_rate(indices, num_frames, video.fps, timestamps),
         reader=video.name,
         video_fps=round(video.fps, 3) if video.fps else None,
     )
 
 
-def _effective_rate(indices: Sequence[int], num_frames: int, video_fps: float | None) -> float | None:
+def _effective_rate(
+    indices: Sequence[int], num_frames: int, video_fps: float | None, timestamps: Sequence[float] | None = None
+) -> float | None:
+    if timestamps is not None:
+        return round(len(set(indices)) / _duration(_relative_times(timestamps, num_frames, video_fps), video_fps), 3)
     if not video_fps:
         return None
     return round(len(set(indices)) / (num_frames / video_fps), 3)
@@ -265,6 +352,7 @@ def read_frame_folder(
     stride: int | None = None,
     sample_fps: float | None = None,
     bound: tuple[float, float] | None = None,
+    max_bytes: int | None = None,
 ) -> tuple[list[np.ndarray], FrameSelection]:
     """A video stored as numbered image files at ``fps`` frames per second (MVBench's TVQA
     frames). Uniform picks use MVBench's rule for frame folders (files numbered from 1);
@@ -280,7 +368,7 @@ def read_frame_folder(
         positions = [i - 1 for i in uniform_indices(n + 1, max_frames, fps, bound, first_idx=1)]
     else:
         positions = choose_indices(n, fps, max_frames, strategy, sample_fps, stride, bound)
-    frames, _ = read_image_frames([os.path.join(folder, files[i]) for i in positions], len(positions))
+    frames, _ = read_image_frames([os.path.join(folder, files[i]) for i in positions], len(positions), max_bytes)
     return frames, FrameSelection(
         selected_indices=tuple(positions),
         num_frames_total=n,
@@ -291,7 +379,7 @@ def read_frame_folder(
     )
 
 
-def read_image_frames(paths: Sequence[str], max_frames: int) -> tuple[list[np.ndarray], FrameSelection]:
+def read_image_frames(paths: Sequence[str], max_frames: int, max_bytes: int | None = None) -> tuple[list[np.ndarray], FrameSelection]:
     """Frames given as image files (an image question is one frame). More than
     ``max_frames`` images are thinned with the uniform rule."""
     if not paths:
@@ -310,6 +398,8 @@ def read_image_frames(paths: Sequence[str], max_frames: int) -> tuple[list[np.nd
         bgr = cv2.imread(path, cv2.IMREAD_COLOR)
         if bgr is None:
             raise MediaError(f"cannot decode image {path!r}")
+        if not frames:
+            check_frame_bytes(len(indices), bgr, max_bytes)
         frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
     return frames, FrameSelection(
         selected_indices=tuple(indices),
