@@ -15,7 +15,6 @@ from vlm_bench.utils import video as video_mod
 from vlm_bench.utils.synthetic import band_index
 from vlm_bench.utils.video import FrameBudgetError, read_image_frames, select_frames
 
-pytestmark = pytest.mark.smoke
 QUIET = ("-p", "no:cacheprovider", "-W", "ignore::pytest.PytestAssertRewriteWarning")
 FRAME_BYTES = 96 * 128 * 3  # the smoke videos' frames
 

@@ -10,7 +10,6 @@ import pytest
 from vlm_bench.utils.synthetic import band_index, indexed_frame
 from vlm_bench.utils.video import fps_indices, select_frames, usable_timestamps
 
-pytestmark = pytest.mark.smoke
 PTS = [i / 30 for i in range(30)] + [1 + 0.5 * i for i in range(10)]  # seconds; the video lasts 6 s
 
 
