@@ -50,7 +50,7 @@ class TinyServer:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "transformers.cli.transformers", "serve", self.model_dir,
                  "--host", "127.0.0.1", "--port", str(self.port), "--device", "cpu"],
-                stdout=log, stderr=subprocess.STDOUT, env=env,
+                stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent,
             )
 
     def wait_ready(self) -> None:
@@ -80,6 +80,19 @@ class TinyServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+def _die_with_parent() -> None:
+    """In the server's process, before exec: on Linux, get SIGTERM when the test process
+    dies, so a killed test run (kill -9, a CI timeout) leaves no server behind."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
 
 
 def _server(config: pytest.Config) -> TinyServer:

@@ -256,9 +256,10 @@ def ran_all(result) -> bool:
     return outcomes.get("passed", 0) + outcomes.get("failed", 0) == 9 and "error" not in outcomes
 
 
-def test_a_server_that_is_down_stops_the_session_once_with_its_url(suite):
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["one-process", "xdist"])
+def test_a_server_that_is_down_stops_the_session_once_with_its_url(suite, workers):
     url = f"http://127.0.0.1:{free_port()}/v1"
-    result = run(suite, "--base-url", url, "--results-dir", str(suite.path / "out"))
+    result = run(suite, "--base-url", url, "--results-dir", str(suite.path / "out"), *workers)
     assert result.ret == pytest.ExitCode.INTERRUPTED
     out = result.stdout.str()
     assert f"Exit: vlm-bench: cannot reach the server at {url}" in out and "--resume" in out

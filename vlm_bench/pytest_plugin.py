@@ -487,6 +487,22 @@ class VlmBenchSession:
         self.total_items = len(set(self.expected.values()))
         if self.expected or (not samples and any(_param_id(nid) == "NOTSET" for nid in ids)):
             self.claim_results_dir()
+        if self.expected:
+            self.preflight()
+
+    def preflight(self) -> None:
+        """xdist controller: an engine that can check its server first (the openai
+        backend) does it here, so a server that is down stops the run with its URL once,
+        not as one crashed worker after another."""
+        from vlm_bench.runners import ServerUnavailable, engine_class
+
+        check = getattr(engine_class(self.run.backend), "preflight", None)
+        if check is None:
+            return
+        try:
+            check(self.run.model)
+        except ServerUnavailable as exc:
+            self.stop(exc)
 
     @pytest.hookimpl
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:

@@ -150,6 +150,17 @@ class OpenAIEngine:
             layout = PLACEHOLDERS.get(str(self.owned_by).lower(), "none")
         self.placeholder = None if layout == "none" else layout
 
+    @classmethod
+    def preflight(cls, model_cfg: ModelConfig) -> None:
+        """Check the server answers before any worker starts (pytest-xdist's controller,
+        where a worker's stop would arrive only as a crash): raises ServerUnavailable."""
+        try:
+            cls(model_cfg).load()
+        except ServerUnavailable:
+            raise
+        except Exception:  # anything else: the workers' own load reports it once
+            pass
+
     def describe(self) -> dict[str, Any]:
         """What the summary records about the server (never the key)."""
         return {
