@@ -14,9 +14,10 @@ from typing import Any
 
 class FakeOpenAIServer:
     def __init__(self, models=("fake-model",), key: str | None = None, delay_s: float = 0.0, echo_key_on_401: bool = False,
-                 owned_by: str = "fake"):
+                 owned_by: str = "fake", echo_padding: int = 0):
         self.models = list(models)
         self.owned_by = owned_by
+        self.echo_padding = echo_padding  # characters before the echoed key
         self.key = key
         self.delay_s = delay_s
         self.echo_key_on_401 = echo_key_on_401
@@ -73,7 +74,7 @@ class FakeOpenAIServer:
                 sent = self.headers.get("Authorization", "")
                 if server.key is None or sent == f"Bearer {server.key}":
                     return True
-                message = f"invalid key: {sent}" if server.echo_key_on_401 else "invalid key"
+                message = "." * server.echo_padding + f"invalid key: {sent}" if server.echo_key_on_401 else "invalid key"
                 self._send(401, {"error": {"message": message, "type": "auth"}})
                 return False
 

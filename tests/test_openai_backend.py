@@ -223,6 +223,14 @@ def test_an_unset_key_variable_is_a_clear_error(server, monkeypatch):
         engine(server.url, api_key_env="VLM_BENCH_TEST_KEY")
 
 
+def test_a_key_echoed_across_the_cut_of_an_error_message_is_still_hidden(monkeypatch):
+    monkeypatch.setenv("VLM_BENCH_TEST_KEY", CANARY)
+    with FakeOpenAIServer(key="another", echo_key_on_401=True, echo_padding=260) as server:
+        with pytest.raises(ServerUnavailable) as info:
+            engine(server.url, api_key_env="VLM_BENCH_TEST_KEY")
+    assert "..." in str(info.value) and CANARY[:5] not in str(info.value)  # cut after the key was replaced
+
+
 def test_where_and_how_fast_are_not_part_of_the_fingerprint():
     from vlm_bench.config import run_fingerprint
 

@@ -267,10 +267,10 @@ def check_server(where: str, server: Mapping[str, Any]) -> dict[str, Any]:
     for key, low in (("concurrency", 1), ("max_retries", 0), ("frame_size", 1)):
         if key in out and (not _is_int(out[key]) or out[key] < low):
             raise ConfigError(f"{where}: {key} must be a whole number >= {low}, got {out[key]!r}")
-    for key in ("timeout_s", "connect_timeout_s", "retry_base_s"):
+    for key, zero_ok in (("timeout_s", False), ("connect_timeout_s", False), ("retry_base_s", True)):
         value = out.get(key)
-        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0 or (value == 0 and key != "retry_base_s")):
-            raise ConfigError(f"{where}: {key} must be a number > 0, got {value!r}")
+        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0 or (value == 0 and not zero_ok)):
+            raise ConfigError(f"{where}: {key} must be a number {'>=' if zero_ok else '>'} 0, got {value!r}")
     if "image_format" in out and out["image_format"] not in IMAGE_FORMATS:
         raise ConfigError(f"{where}: image_format must be one of {', '.join(IMAGE_FORMATS)}, got {out['image_format']!r}")
     if "extra_body" in out:
@@ -602,7 +602,9 @@ def run_fingerprint(run: "RunConfig") -> dict[str, Any]:
     decode settings, seed and each dataset's content. Not the item subset (--limit,
     --categories, --shard), so shards merge and a resumed run may widen its subset."""
     model = {k: v for k, v in run.model.as_dict().items() if k not in ("path", "info", "name")}
-    model["server"] = {k: v for k, v in model["server"].items() if k not in SERVER_TRANSPORT_KEYS}
+    server = {k: v for k, v in model.pop("server").items() if k not in SERVER_TRANSPORT_KEYS}
+    if server:  # absent when empty, so runs recorded before served models existed still resume
+        model["server"] = server
     return {
         "model": run.model.name,
         "model_config": model,

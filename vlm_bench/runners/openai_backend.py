@@ -5,7 +5,7 @@ The prompt is the native backend's: InternVL3's system message, then one user me
 with the sampled frames as base64 data-URI images, in order, each after its
 ``FrameK: `` label, then the question. Each video frame is resized here to one square
 tile (``frame_size``, default ``vision_args.short_side`` or 448) the way the -hf video
-processor resizes it (torchvision bicubic with antialias), so a server's dynamic tiling
+processor resizes it (torch's bicubic with antialias on uint8), so a server's dynamic tiling
 keeps it as exactly one tile, as the native backend's video path does; a still image goes
 at its own size and the server tiles it as the native backend's image path does.
 
@@ -279,7 +279,7 @@ class OpenAIEngine:
                 )
             except openai.APIStatusError as exc:
                 status = exc.status_code
-                detail = f"HTTP {status}: {self._scrub(_body_text(exc))}"
+                detail = f"HTTP {status}: {_clip(self._scrub(_body_text(exc)))}"  # scrubbed before it is cut
                 if status in (401, 403):
                     source = f"the key in ${self.server.api_key_env}" if self.server.api_key_env else "no key (set --api-key-env)"
                     raise ServerUnavailable(f"the server at {self.url} refused {source} ({detail})") from None
@@ -319,8 +319,11 @@ class OpenAIEngine:
 
 def _body_text(exc: Any) -> str:
     body = getattr(exc, "body", None)
-    text = str(body if body is not None else getattr(exc, "message", exc))
-    return text if len(text) <= 300 else text[:300] + "..."
+    return str(body if body is not None else getattr(exc, "message", exc))
+
+
+def _clip(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _retry_after(headers: Any) -> float | None:
