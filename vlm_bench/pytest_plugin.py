@@ -698,6 +698,7 @@ class VlmBenchSession:
         self.writer.close()
         if not self.recorded:
             self.writer.start()  # an empty selection still leaves items.jsonl and run.json
+            self.writer.close()
         summary = self.running_summary.result(self.run.min_pass_rate)
         not_run = set(self.expected.values()) - self.recorded
         summary["complete"] = not not_run
