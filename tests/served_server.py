@@ -9,6 +9,7 @@ Registered from tests/conftest.py through ``pytest_plugins``.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -80,6 +81,7 @@ class TinyServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        shutil.rmtree(self.log_path.parent, ignore_errors=True)  # a failed start showed its log already
 
 
 def _die_with_parent() -> None:
