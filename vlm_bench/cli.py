@@ -7,6 +7,8 @@
     vlm-bench merge SHARD_DIR... --out DIR
     vlm-bench models
     vlm-bench datasets
+    vlm-bench generate --generator svd --dataset vmevalkit --dataset-root questions --outputs-dir outputs/exp1 [--judge internvl3_38b]
+    vlm-bench generators
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Sequence
 
 from vlm_bench.config import ConfigError, dataset_catalog, load_dataset_config, load_model_config, model_catalog
+from vlm_bench.generation import cli as generation_cli
 from vlm_bench.options import add_options, option_args
 from vlm_bench.results import (
     ITEMS_FILE,
@@ -59,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("runs", nargs="+", help="results directories (two for a paired comparison)")
     compare.add_argument("--plot", default=None, help="where to save the pass-rate-vs-frames plot (runs differing only in max_frames)")
     compare.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    generation_cli.add_parsers(sub)
     sub.add_parser("models", help="list the model catalog")
     sub.add_parser("datasets", help="list the dataset configs")
     return parser
@@ -182,7 +186,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         argv, after_dashes = argv[:cut], argv[cut + 1 :]
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
-    if args.command != "run" and (unknown or after_dashes):
+    if args.command not in ("run", "generate") and (unknown or after_dashes):
         parser.error(f"unrecognized arguments: {' '.join(unknown + after_dashes)}")
     args.pytest_args = unknown + after_dashes
     return args
@@ -208,6 +212,8 @@ COMMANDS = {
     "merge": cmd_merge,
     "report": cmd_report,
     "compare": cmd_compare,
+    "generate": lambda args: generation_cli.cmd_generate(args, CHECKOUT_EVALS),
+    "generators": lambda args: generation_cli.cmd_generators(),
     "models": lambda args: cmd_models(),
     "datasets": lambda args: cmd_datasets(),
 }

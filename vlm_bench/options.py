@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import math
 
@@ -104,16 +104,16 @@ OPTIONS: tuple[Option, ...] = (
 )
 
 
-def add_options(add: Callable[..., Any]) -> None:
+def add_options(add: Callable[..., Any], options: Iterable[Option] = OPTIONS) -> None:
     """``add`` is pytest's ``group.addoption`` or argparse's ``add_argument``."""
-    for opt in OPTIONS:
+    for opt in options:
         add(opt.flag, dest=opt.dest, help=opt.help, **opt.kwargs)
 
 
-def option_args(values: Mapping[str, Any]) -> list[str]:
+def option_args(values: Mapping[str, Any], options: Iterable[Option] = OPTIONS) -> list[str]:
     """Turn parsed option values (by dest) back into command-line arguments."""
     args: list[str] = []
-    for opt in OPTIONS:
+    for opt in options:
         value = values.get(opt.dest)
         if value is None or value is False or (opt.kwargs.get("default") is not None and value == opt.kwargs["default"]):
             continue

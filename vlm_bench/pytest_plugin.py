@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from vlm_bench.generation.plugin import is_generation_session
 from vlm_bench.options import OPTIONS, add_options
 from vlm_bench.types import ItemRecord, Sample
 
@@ -32,6 +33,10 @@ if TYPE_CHECKING:
     from vlm_bench.results import RunLock
     from vlm_bench.runners import ServerUnavailable
     from vlm_bench.scheduling import RunOrder, Upcoming
+
+# Video generation (--generator) is a plugin of its own, loaded with this one; its sessions
+# run no video-QA item.
+pytest_plugins = ("vlm_bench.generation.plugin",)
 
 RECORD_KEY = "vlm_bench_record"
 UID_KEY = "vlm_bench_uid"  # on every report of a test that evaluates an item
@@ -76,7 +81,7 @@ def pytest_configure(config: pytest.Config) -> None:
     workerinput = getattr(config, "workerinput", {})
     if workerinput.get(GPUS_INPUT) is not None:  # an xdist worker: pin before anything initialises CUDA
         os.environ["CUDA_VISIBLE_DEVICES"] = workerinput[GPUS_INPUT]
-    if config.option.help or not uses_vlm_bench(config):
+    if config.option.help or not uses_vlm_bench(config) or is_generation_session(config):
         return  # started on first use (a test asking for vlm_item or a vlm fixture), if any
     start_session(config)
 
@@ -169,7 +174,7 @@ def _get_session(config: pytest.Config) -> "VlmBenchSession":
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "vlm_item" in metafunc.fixturenames:
+    if "vlm_item" in metafunc.fixturenames and not is_generation_session(metafunc.config):
         _get_session(metafunc.config).parametrize(metafunc)
 
 
@@ -416,18 +421,11 @@ class VlmBenchSession:
             print(line, file=sys.stderr)
 
     def plan_gpus(self) -> None:
-        from vlm_bench.scheduling import check_gpu_plan, visible_gpus
+        from vlm_bench.scheduling import plan_worker_gpus
 
-        workers = getattr(self.config.option, "numprocesses", None)
-        if not isinstance(workers, int) or workers < 1:
-            return
-        per_worker = self.config.getoption("vlm_gpus_per_worker")
-        visible = visible_gpus()
-        if not visible and per_worker is None:
-            return  # CPU-only: nothing to pin
-        per_worker = per_worker or 1
-        check_gpu_plan(workers, per_worker, visible)
-        self.gpus, self.gpus_per_worker = visible, per_worker
+        self.gpus, self.gpus_per_worker = plan_worker_gpus(
+            getattr(self.config.option, "numprocesses", None), self.config.getoption("vlm_gpus_per_worker")
+        )
 
     @pytest.hookimpl(optionalhook=True, tryfirst=True)
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:

@@ -41,6 +41,8 @@ TRACKED_PACKAGES = (
     "PyYAML",
     "pytest",
     "ms-vlmeval",
+    "diffusers",
+    "av",
 )
 
 

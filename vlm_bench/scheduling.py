@@ -132,3 +132,17 @@ class RunOrder:
             if len(ahead) == count:
                 break
         return ahead
+
+
+def plan_worker_gpus(workers: object, gpus_per_worker: int | None) -> tuple[list[str], int]:
+    """(visible GPUs, GPUs per worker) for ``workers`` pytest-xdist workers, or ([], 0)
+    when nothing is to be pinned (no xdist, or a CPU-only machine and no
+    --gpus-per-worker). Raises ValueError when the plan does not fit."""
+    if not isinstance(workers, int) or workers < 1:
+        return [], 0
+    visible = visible_gpus()
+    if not visible and gpus_per_worker is None:
+        return [], 0
+    gpus_per_worker = gpus_per_worker or 1
+    check_gpu_plan(workers, gpus_per_worker, visible)
+    return visible, gpus_per_worker

@@ -14,6 +14,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any, Callable
 
 from vlm_bench.config import cache_root
 
@@ -173,16 +174,19 @@ def build_tiny_internvl(output_dir: str | os.PathLike, seed: int = 0) -> Path:
     return out
 
 
-def ensure_tiny_internvl(cache_dir: str | os.PathLike | None = None, seed: int = 0) -> Path:
-    """The cached tiny checkpoint, built on first use (atomically, safe with parallel workers)."""
+def ensure_local_build(
+    name: str, version: str, build: Callable[[Path, int], Any], cache_dir: str | os.PathLike | None = None, seed: int = 0
+) -> Path:
+    """A cached local build (``build(folder, seed)`` writes it and ``vlm_bench_build.json``),
+    built on first use (atomically, safe with parallel workers)."""
     root = Path(cache_dir) if cache_dir else cache_root()
-    target = root / f"tiny-internvl3-v{BUILD_VERSION}-seed{seed}"
+    target = root / f"{name}-v{version}-seed{seed}"
     if (target / "vlm_bench_build.json").is_file():
         return target
     root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".tiny-internvl3-", dir=root))
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=root))
     try:
-        build_tiny_internvl(staging, seed=seed)
+        build(staging, seed)
         try:
             os.replace(staging, target)
         except OSError:
@@ -191,6 +195,11 @@ def ensure_tiny_internvl(cache_dir: str | os.PathLike | None = None, seed: int =
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def ensure_tiny_internvl(cache_dir: str | os.PathLike | None = None, seed: int = 0) -> Path:
+    """The cached tiny checkpoint, built on first use."""
+    return ensure_local_build("tiny-internvl3", BUILD_VERSION, lambda out, s: build_tiny_internvl(out, seed=s), cache_dir, seed)
 
 
 LOCAL_BUILDS = {"tiny-internvl3": ensure_tiny_internvl}

@@ -294,12 +294,13 @@ def check_quantized(model, quant: str) -> None:
         raise RuntimeError(f"--quant={quant} was requested but no language-model layer was quantized")
 
 
-def _check_hub_reachable(repo: str, revision: str | None) -> None:
-    """Fail fast offline: transformers retries an unreachable hub for tens of seconds."""
+def _check_hub_reachable(repo: str, revision: str | None, filename: str = "config.json") -> None:
+    """Fail fast offline: transformers retries an unreachable hub for tens of seconds.
+    ``filename`` is a file every snapshot of the repo has (diffusers: model_index.json)."""
     try:
         from huggingface_hub import constants, try_to_load_from_cache
 
-        cached = try_to_load_from_cache(repo, "config.json", revision=revision)
+        cached = try_to_load_from_cache(repo, filename, revision=revision)
         if isinstance(cached, str):
             return
         offline = constants.HF_HUB_OFFLINE

@@ -1,0 +1,179 @@
+"""The generator catalog: ``configs/generators/<name>.yaml``, plain data. An entry names
+its engine by import path (imported only when chosen), its weights, its defaults and what
+it needs to run. Unknown keys are errors naming them."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+from vlm_bench.config import CONFIG_ROOT, ConfigError, _check_keys, _check_mapping, _is_int, _load_yaml, _plain
+from vlm_bench.generation.base import CPU_OFFLOAD, DTYPES, SETTING_KEYS, GenerationSettings
+
+GENERATORS_DIR = CONFIG_ROOT / "generators"
+KINDS = ("open_source", "api")
+RESIZE_MODES = ("fixed", "max_area")
+NEEDS_KEYS = ("extra", "gpu_memory_gb", "api_key", "repository", "notes")
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    name: str
+    family: str
+    kind: str
+    engine: str | None = None  # "package.module:Class"
+    model: str | None = None  # hub id or local folder
+    revision: str | None = None
+    local_build: str | None = None  # a tiny pipeline vlm-bench builds locally
+    pipeline: str | None = None  # diffusers pipeline class
+    defaults: Mapping[str, Any] = field(default_factory=dict)  # GenerationSettings fields
+    call_args: Mapping[str, Any] = field(default_factory=dict)  # passed to the pipeline call as they are
+    prompt_suffix: str = ""  # appended to every task prompt (SANA-Video's motion score)
+    component_dtypes: Mapping[str, str] = field(default_factory=dict)  # e.g. {vae: float32}
+    resize: str = "fixed"  # first frame -> width x height; or max_area: keep its aspect ratio
+    size_multiple: int = 16  # height and width are multiples of this
+    frame_multiple: int = 1  # num_frames = k * frame_multiple + 1 when > 1
+    concurrency: int = 1  # tasks in flight at once (API generators)
+    unavailable: str | None = None  # what it needs that this version lacks
+    needs: Mapping[str, Any] = field(default_factory=dict)
+    description: str | None = None
+    path: str | None = None
+
+    def settings(self, overrides: Mapping[str, Any] | None = None, *, cuda: bool | None = None) -> GenerationSettings:
+        """The entry's defaults under the command line's overrides (``None`` = not set).
+        On a CPU the YAML's GPU dtype gives way to float32 unless the command line sets one."""
+        merged = {k: v for k, v in self.defaults.items() if v is not None}
+        if cuda is False:
+            merged["dtype"] = "float32"
+        merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
+        settings = GenerationSettings(**merged)
+        check_settings(self, settings)
+        return settings
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+
+
+GENERATOR_KEYS = tuple(f.name for f in fields(GeneratorConfig) if f.name not in ("path",))
+
+
+def load_generator_config(path: str | Path, name: str | None = None) -> GeneratorConfig:
+    path = Path(path)
+    where = str(path)
+    data = dict(_load_yaml(path))
+    _check_keys(where, data, GENERATOR_KEYS)
+    for key in ("family", "kind"):
+        if not isinstance(data.get(key), str):
+            raise ConfigError(f"{where}: missing key {key!r}")
+    if data["kind"] not in KINDS:
+        raise ConfigError(f"{where}: kind must be one of {', '.join(KINDS)}, got {data['kind']!r}")
+    if data.get("resize", "fixed") not in RESIZE_MODES:
+        raise ConfigError(f"{where}: resize must be one of {', '.join(RESIZE_MODES)}, got {data['resize']!r}")
+    for key in ("size_multiple", "frame_multiple", "concurrency"):
+        if key in data and (not _is_int(data[key]) or data[key] < 1):
+            raise ConfigError(f"{where}: {key} must be a whole number >= 1, got {data[key]!r}")
+    if not data.get("unavailable") and not data.get("engine"):
+        raise ConfigError(f"{where}: set 'engine' (package.module:Class), or 'unavailable' (what it needs)")
+    defaults = dict(_check_mapping(f"{where}: defaults", data.get("defaults")))
+    if "seed" in defaults:
+        raise ConfigError(f"{where}: defaults.seed: the seed comes from --seed (default 0), the same for every generator")
+    _check_keys(f"{where}: defaults", defaults, SETTING_KEYS)
+    needs = dict(_check_mapping(f"{where}: needs", data.get("needs")))
+    _check_keys(f"{where}: needs", needs, NEEDS_KEYS)
+    component_dtypes = dict(_check_mapping(f"{where}: component_dtypes", data.get("component_dtypes")))
+    for component, dtype in component_dtypes.items():
+        if dtype not in DTYPES:
+            raise ConfigError(f"{where}: component_dtypes.{component} must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    data.update(
+        defaults=defaults,
+        needs=needs,
+        component_dtypes=component_dtypes,
+        call_args=dict(_check_mapping(f"{where}: call_args", data.get("call_args"))),
+    )
+    data["name"] = str(data.get("name") or name or path.stem)
+    cfg = GeneratorConfig(path=str(path.resolve()), **data)
+    try:
+        GenerationSettings(**defaults)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: defaults: {exc}") from None
+    _check_setting_values(where + ": defaults", defaults)
+    return cfg
+
+
+def _check_setting_values(where: str, values: Mapping[str, Any]) -> None:
+    for key in ("num_frames", "height", "width", "steps"):
+        value = values.get(key)
+        if value is not None and (not _is_int(value) or value < 1):
+            raise ConfigError(f"{where}: {key} must be a whole number >= 1, got {value!r}")
+    for key in ("fps", "guidance_scale"):
+        value = values.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (key == "fps" and value == 0)):
+            raise ConfigError(f"{where}: {key} must be a number > 0, got {value!r}")
+    if values.get("seed") is not None and not _is_int(values["seed"]):
+        raise ConfigError(f"{where}: seed must be a whole number, got {values['seed']!r}")
+    if values.get("dtype") is not None and values["dtype"] not in DTYPES:
+        raise ConfigError(f"{where}: dtype must be one of {', '.join(DTYPES)}, got {values['dtype']!r}")
+    if values.get("cpu_offload") is not None and values["cpu_offload"] not in CPU_OFFLOAD:
+        raise ConfigError(f"{where}: cpu_offload must be one of {', '.join(CPU_OFFLOAD)}, got {values['cpu_offload']!r}")
+
+
+def check_settings(cfg: GeneratorConfig, settings: GenerationSettings) -> None:
+    """Settings the generator cannot honour fail before any task runs."""
+    where = f"generator {cfg.name!r}"
+    _check_setting_values(where, settings.as_dict())
+    if cfg.frame_multiple > 1 and settings.num_frames is not None and (settings.num_frames - 1) % cfg.frame_multiple:
+        k = max(1, round((settings.num_frames - 1) / cfg.frame_multiple))
+        raise ConfigError(
+            f"{where}: num_frames must be k*{cfg.frame_multiple}+1 (e.g. {k * cfg.frame_multiple + 1}), got {settings.num_frames}"
+        )
+    for key in ("height", "width"):
+        value = getattr(settings, key)
+        if value is not None and value % cfg.size_multiple:
+            raise ConfigError(f"{where}: {key} must be a multiple of {cfg.size_multiple}, got {value}")
+
+
+def generator_catalog() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(GENERATORS_DIR.glob("*.yaml"), key=lambda p: p.stem.lower())}
+
+
+def resolve_generator(ref: str) -> GeneratorConfig:
+    """A catalog name (VMEvalKit's, e.g. ``wan-2.2-ti2v-5b``; case and -/_ do not matter)
+    or a generator YAML path."""
+    candidate = Path(ref)
+    if candidate.suffix in (".yaml", ".yml") or candidate.is_file():
+        if not candidate.is_file():
+            raise ConfigError(f"generator file not found: {ref}")
+        return load_generator_config(candidate)
+    catalog = generator_catalog()
+    if ref in catalog:
+        return load_generator_config(catalog[ref], ref)
+    folded = {_fold(k): k for k in catalog}
+    if _fold(ref) in folded:
+        name = folded[_fold(ref)]
+        return load_generator_config(catalog[name], name)
+    close = difflib.get_close_matches(ref, list(catalog), n=3)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise ConfigError(f"unknown generator {ref!r}: not a file and not in the catalog (see `vlm-bench generators`){hint}")
+
+
+def _fold(name: str) -> str:
+    return name.lower().replace("_", "-")
+
+
+def requirements(cfg: GeneratorConfig) -> str:
+    """What an entry needs, in one line, for ``vlm-bench generators``."""
+    needs = cfg.needs
+    if cfg.unavailable:
+        return f"not available in this version: needs {cfg.unavailable}"
+    parts = []
+    if needs.get("extra"):
+        parts.append(f"pip install 'vlm-bench[{needs['extra']}]'")
+    if needs.get("gpu_memory_gb"):
+        parts.append(f"GPU {needs['gpu_memory_gb']}+ GB")
+    if needs.get("api_key"):
+        parts.append(f"${needs['api_key']}")
+    if needs.get("notes"):
+        parts.append(str(needs["notes"]))
+    return "; ".join(parts) or "-"

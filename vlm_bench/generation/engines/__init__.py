@@ -1,0 +1,1 @@
+"""Generator engines, each imported only when its catalog entry is chosen."""

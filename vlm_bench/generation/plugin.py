@@ -1,0 +1,361 @@
+"""pytest glue for video generation: with ``--generator``, each VMEvalKit task pair is one
+test (``gen_task``), a session fixture loads the generator once per process, each task's
+record goes to ``items.jsonl`` and the terminal shows the generation summary. Without
+``--generator`` the generation tests are deselected; with it, the video-QA tests are.
+
+Loaded by ``vlm_bench.pytest_plugin`` (``pytest_plugins``); the work is in
+``vlm_bench.generation.run``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import time
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vlm_bench.config import ConfigError, build_run_config
+from vlm_bench.datasets import DatasetError, load_samples, select_samples
+from vlm_bench.generation.base import GenerationTask, GeneratorUnavailable, create_generator
+from vlm_bench.generation.catalog import GeneratorConfig, resolve_generator
+from vlm_bench.generation.options import GENERATION_OPTIONS, setting_overrides
+from vlm_bench.generation.run import GenerationRunner, tasks_from_samples
+from vlm_bench.options import add_options
+from vlm_bench.progress import progress_line
+from vlm_bench.results import (
+    ITEMS_FILE,
+    SUMMARY_FILE,
+    ResultsDirError,
+    ResultsWriter,
+    build_manifest,
+    prepare_results_dir,
+    read_records,
+    record_uid,
+    run_info,
+    summarize,
+    utc_now,
+    write_json_atomic,
+)
+from vlm_bench.scheduling import in_shard, plan_worker_gpus, worker_gpus
+from vlm_bench.types import ItemRecord
+
+RECORD_KEY = "vlm_bench_generation_record"
+REUSED_KEY = "vlm_bench_generation_reused"
+WORKER_KEY = "vlm_bench_generation_worker"
+GPUS_INPUT = "vlm_bench_gpus"  # the same worker input the VQA session pins GPUs with
+PLUGIN_NAME = "vlm_bench_generation"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser.getgroup("vlm-bench generation", "vlm-bench video generation (VMEvalKit task pairs)").addoption,
+                GENERATION_OPTIONS)
+
+
+def is_generation_session(config: pytest.Config) -> bool:
+    return bool(config.getoption("gen_generator", None))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    if config.option.help or not is_generation_session(config):
+        return
+    try:
+        session = GenerationSession(config)
+        session.prepare()
+    except (ConfigError, DatasetError, ResultsDirError, GeneratorUnavailable, ValueError) as exc:
+        raise pytest.UsageError(f"vlm-bench: {exc}") from None
+    config.pluginmanager.register(session, PLUGIN_NAME)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Generation and video-QA tests never run in one session."""
+    unwanted = "vlm_item" if is_generation_session(config) else "gen_task"
+    keep, drop = [], []
+    for item in items:
+        (drop if unwanted in getattr(item, "fixturenames", ()) else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+def _session(config: pytest.Config) -> "GenerationSession":
+    session = config.pluginmanager.get_plugin(PLUGIN_NAME)
+    if session is None:
+        raise RuntimeError("no generation session: pass --generator NAME (see `vlm-bench generators`)")
+    return session
+
+
+class GenerationSession:
+    """The generation run the plugin owns: generator entry, settings, tasks, the runner
+    (per process) and, on the controller, the results writer."""
+
+    def __init__(self, config: pytest.Config):
+        self.config = config
+        opt = config.getoption
+        self.is_controller = not hasattr(config, "workerinput")
+        self.cfg: GeneratorConfig = resolve_generator(opt("gen_generator"))
+        if not opt("gen_outputs_dir"):
+            raise ConfigError("--generator needs --outputs-dir: the experiment folder the videos go to "
+                              "(VMEvalKit's data/outputs/<experiment>)")
+        self.outputs_dir = Path(opt("gen_outputs_dir")).expanduser().resolve()
+        datasets = opt("vlm_datasets")
+        if not datasets:
+            raise ConfigError("--generator needs task pairs: --dataset vmevalkit --dataset-root <questions folder>")
+        self.run = build_run_config(model="mock", backend="mock", datasets=datasets, dataset_roots=opt("vlm_dataset_roots") or (),
+                                    limit=opt("vlm_limit"), categories=opt("vlm_categories") or (), shard=opt("vlm_shard"),
+                                    seed=opt("vlm_seed"))
+        self.overrides = setting_overrides({k: opt(k) for k in ("gen_num_frames", "gen_fps", "gen_height", "gen_width",
+                                                                  "gen_steps", "gen_guidance_scale", "gen_dtype",
+                                                                  "gen_cpu_offload", "gen_vae_tiling", "gen_vae_slicing",
+                                                                  "gen_negative_prompt", "vlm_seed")})
+        self.requested = self.cfg.settings(self.overrides)  # checked now; the dtype is settled per process
+        if opt("gen_concurrency"):
+            self.cfg = replace(self.cfg, concurrency=opt("gen_concurrency"))
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        default = Path(os.environ.get("VLM_BENCH_RESULTS_ROOT", "vlm-results")) / re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{stamp}-generate-{self.cfg.name}")
+        self.results_dir = Path(opt("vlm_results_dir")) if opt("vlm_results_dir") else default
+        self.fingerprint = {
+            "generator": self.cfg.name,
+            "generator_config": {k: v for k, v in self.cfg.as_dict().items() if k not in ("path", "description", "needs")},
+            "settings": self.requested.as_dict(),
+            "outputs_dir": str(self.outputs_dir),
+            "override": bool(opt("gen_override")),
+            "datasets": [{"name": d.name, "format": d.format, "sha256": d.content_hash()} for d in self.run.datasets],
+        }
+        self.writer = ResultsWriter(self.results_dir, run_info(self.fingerprint))
+        self.started_at = utc_now()
+        self._tasks: list[GenerationTask] | None = None
+        self._runner: GenerationRunner | None = None
+        self._positions: dict[int, int] | None = None
+        self.records: list[dict[str, Any]] = []
+        self.reused: dict[str, dict[str, Any]] = {}
+        self.workers: dict[str, dict[str, Any]] = {}
+        self.other_failures = 0
+        self.summary: dict[str, Any] | None = None
+        self.gpus: list[str] = []
+        self.gpus_per_worker = 0
+        self.total = 0
+        self._started = time.monotonic()
+        self._last_progress = self._started
+
+    def prepare(self) -> None:
+        """Fail fast: the generator must be runnable here (in this version, its extra
+        installed, its weights present) before any task; then the results directory."""
+        generator = create_generator(self.cfg, self.requested)
+        if hasattr(generator, "check"):
+            generator.check()
+        opt = self.config.getoption
+        if self.is_controller:
+            self.reused = prepare_results_dir(self.results_dir, self.fingerprint, resume=opt("vlm_resume"),
+                                              overwrite=opt("vlm_overwrite"))
+            self.gpus, self.gpus_per_worker = plan_worker_gpus(getattr(self.config.option, "numprocesses", None),
+                                                               opt("vlm_gpus_per_worker"))
+        elif opt("vlm_resume") and (self.results_dir / ITEMS_FILE).exists():
+            self.reused = {record_uid(r): r for r in read_records(self.results_dir / ITEMS_FILE)}
+
+    def tasks(self) -> list[GenerationTask]:
+        if self._tasks is None:
+            samples = []
+            for dataset in self.run.datasets:
+                chosen = select_samples(load_samples(dataset), self.run.limit, self.run.categories)
+                samples.extend(s for s in chosen if in_shard(s.uid, self.run.shard))
+            self._tasks = tasks_from_samples(samples, self.run.datasets)
+        return self._tasks
+
+    def runner(self) -> GenerationRunner:
+        """This process's runner; its generator loads once, here (one pipeline per worker)."""
+        if self._runner is None:
+            settings = self.cfg.settings(self.overrides, cuda=_cuda_available() if self.cfg.kind == "open_source" else None)
+            runner = GenerationRunner(self.cfg, settings, self.outputs_dir, override=self.config.getoption("gen_override"))
+            runner.load()
+            self._runner = runner
+        return self._runner
+
+    def worker_info(self) -> dict[str, Any]:
+        runner = self._runner
+        return {
+            "worker": getattr(self.config, "workerinput", {}).get("workerid", "main"),
+            "generator_loads": runner.load_count if runner else 0,
+            "load_seconds": round(runner.load_seconds, 3) if runner else None,
+            "gpus": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        }
+
+    def upcoming(self, node: pytest.Item, count: int) -> list[GenerationTask]:
+        if count <= 0:
+            return []
+        items = node.session.items
+        if self._positions is None:
+            self._positions = {id(it): i for i, it in enumerate(items)}
+        ahead = []
+        for other in items[self._positions.get(id(node), len(items)) + 1:]:
+            params = getattr(getattr(other, "callspec", None), "params", {})
+            if "gen_task" in params and params["gen_task"].uid not in self.reused:
+                ahead.append(params["gen_task"])
+                if len(ahead) == count:
+                    break
+        return ahead
+
+    # ------------------------------------------------------------ hooks
+
+    @pytest.hookimpl
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        if "gen_task" not in metafunc.fixturenames:
+            return
+        try:
+            tasks = self.tasks()
+        except (DatasetError, ConfigError) as exc:
+            pytest.fail(f"vlm-bench: {exc}", pytrace=False)
+        ids = [t.id if len(self.run.datasets) == 1 else f"{t.dataset}/{t.id}" for t in tasks]
+        metafunc.parametrize("gen_task", tasks, ids=ids)
+
+    @pytest.hookimpl
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.total = sum(1 for it in session.items if "gen_task" in getattr(getattr(it, "callspec", None), "params", {}))
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        """pytest-xdist, controller side: give worker gw<k> its own GPU slice."""
+        if self.gpus_per_worker:
+            index = int(node.gateway.id.removeprefix("gw"))
+            node.workerinput[GPUS_INPUT] = ",".join(worker_gpus(index, self.gpus_per_worker, self.gpus))
+
+    @pytest.hookimpl
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if not self.is_controller:
+            return
+        props = dict(report.user_properties)
+        record = props.get(RECORD_KEY)
+        if record is not None and report.when == "call":
+            if not props.get(REUSED_KEY):  # a --resume'd record is in items.jsonl already
+                self.writer.write(record)
+            self.records.append(record)
+            worker = props.get(WORKER_KEY)
+            if worker:
+                self.workers[worker["worker"]] = worker
+            self.report_progress()
+        elif report.failed:
+            self.other_failures += 1
+
+    def report_progress(self) -> None:
+        mode = self.config.getoption("vlm_progress")
+        show = mode == "always" or (mode == "auto" and sys.stdout.isatty() and self.config.get_verbosity() >= 0
+                                    and not os.environ.get("CI"))
+        now = time.monotonic()
+        done = len(self.records)
+        if not show or (now - self._last_progress < self.config.getoption("vlm_progress_interval") and done < self.total):
+            return
+        self._last_progress = now
+        generated = sum(1 for r in self.records if r.get("passed"))
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write("\n")
+            reporter.write_line(progress_line(done, self.total, generated, done, now - self._started))
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self._runner is not None:
+            self._runner.close()
+        if not self.is_controller or not self.records:
+            return
+        self.writer.close()
+        summary = summarize(self.records, breakdowns=[("domain",)])
+        summary["generation"] = generation_summary(self.records, self.cfg.name, self.outputs_dir)
+        summary["results_dir"] = str(self.results_dir)
+        summary["workers"] = dict(sorted(self.workers.items()))
+        summary["manifest"] = build_manifest({"generator": self.cfg.as_dict(), "settings": self.requested.as_dict(),
+                                              "outputs_dir": str(self.outputs_dir), "seed": self.requested.seed},
+                                             self.started_at)
+        write_json_atomic(self.results_dir / SUMMARY_FILE, summary)
+        self.summary = summary
+
+    @pytest.hookimpl
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.summary is None:
+            return
+        g = self.summary["generation"]
+        terminalreporter.section(f"vlm-bench generation: {self.cfg.name} ({self.cfg.family})")
+        for line in format_generation(g):
+            terminalreporter.write_line(line)
+        loads = [w.get("generator_loads") for w in self.summary["workers"].values()]
+        if loads:
+            terminalreporter.write_line(f"generator loads per process: {', '.join(str(n) for n in loads)}")
+        terminalreporter.write_line(f"videos: {self.outputs_dir / self.cfg.name}")
+        terminalreporter.write_line(f"results: {self.results_dir / ITEMS_FILE}, {self.results_dir / SUMMARY_FILE}")
+
+
+def _cuda_available() -> bool | None:
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        return None
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def generation_summary(records: list[dict[str, Any]], generator: str, outputs_dir: Path) -> dict[str, Any]:
+    fresh = [r for r in records if not r["meta"].get("reused")]
+    made = [r for r in fresh if r.get("passed")]
+    seconds = [r["meta"]["generation_seconds"] for r in made if isinstance(r["meta"].get("generation_seconds"), (int, float))]
+    generated = sum(1 for r in records if r.get("passed"))
+    return {
+        "generator": generator,
+        "outputs_dir": str(outputs_dir),
+        "tasks": len(records),
+        "generated": len(made),
+        "reused": len(records) - len(fresh),
+        "failed": len(fresh) - len(made),
+        "success_rate": round(generated / len(records), 6) if records else None,
+        "seconds_per_video": round(sum(seconds) / len(seconds), 3) if seconds else None,
+        "errors": {r["id"]: r["error"] for r in records if r.get("error")},
+    }
+
+
+def format_generation(g: dict[str, Any]) -> list[str]:
+    rate = "-" if g["success_rate"] is None else f"{100 * g['success_rate']:.1f}%"
+    took = "-" if g["seconds_per_video"] is None else f"{g['seconds_per_video']:.2f} s"
+    lines = [
+        f"tasks {g['tasks']}: generated {g['generated']}, already there {g['reused']}, failed {g['failed']}",
+        f"success rate {rate}; generation time per new video {took}",
+    ]
+    lines += [f"  failed {task}: {error}" for task, error in list(g["errors"].items())[:10]]
+    return lines
+
+
+# ---------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="session")
+def vlm_generation_runner(pytestconfig: pytest.Config) -> GenerationRunner:
+    """The session's generator, loaded once (per xdist worker) for all tasks."""
+    try:
+        return _session(pytestconfig).runner()
+    except GeneratorUnavailable as exc:
+        pytest.fail(f"vlm-bench: {exc}", pytrace=False)
+
+
+@pytest.fixture
+def vlm_generate(request: pytest.FixtureRequest, vlm_generation_runner: GenerationRunner):
+    """Generate one task's video (or find it finished) and attach its record to this
+    test's report; the controller, which under xdist is another process, writes it."""
+    session = _session(request.config)
+
+    def generate(task: GenerationTask) -> tuple[ItemRecord, bool]:
+        props = request.node.user_properties
+        if task.uid in session.reused:  # --resume: this results directory already holds its record
+            props.append((REUSED_KEY, True))
+            record, reused = ItemRecord(**session.reused[task.uid]), True
+        else:
+            vlm_generation_runner.prefetch(session.upcoming(request.node, vlm_generation_runner.cfg.concurrency - 1))
+            record, reused = vlm_generation_runner.run(task)
+            props.append((WORKER_KEY, session.worker_info()))
+        props.append((RECORD_KEY, record.as_dict()))
+        return record, reused
+
+    return generate

@@ -1,0 +1,317 @@
+"""One task pair through a generator into VMEvalKit's tree, as a plain function of the
+runner; the pytest plugin and the CLI share it.
+
+For each task: under the task's lock, a finished run is reused (unless ``override``);
+otherwise a staging run folder gets the question copy and a ``running`` metadata.json,
+the generator writes the video there, the video is decoded and checked (frame count and
+size as asked), metadata.json gets the outcome, and the folder is renamed into place.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from vlm_bench.config import DatasetConfig
+from vlm_bench.datasets import DatasetError
+from vlm_bench.datasets.vmevalkit import read_metadata
+from vlm_bench.generation import tree
+from vlm_bench.generation.base import (
+    GenerationResult,
+    GenerationSettings,
+    GenerationTask,
+    Generator,
+    create_generator,
+)
+from vlm_bench.generation.catalog import GeneratorConfig
+from vlm_bench.types import ItemRecord, Sample
+
+KIND = "vmevalkit-generation"
+SCORER = "generation"
+
+
+class VideoCheckError(Exception):
+    pass
+
+
+def tasks_from_samples(samples: Iterable[Sample], datasets: Sequence[DatasetConfig]) -> list[GenerationTask]:
+    """Task pairs from the items of VMEvalKit-format datasets (``--dataset vmevalkit``)."""
+    formats = {d.name: d.format for d in datasets}
+    tasks = []
+    for sample in samples:
+        if formats.get(sample.dataset) != "vmevalkit":
+            raise DatasetError(
+                f"dataset {sample.dataset!r} is not made of VMEvalKit task pairs (format {formats.get(sample.dataset)!r}); "
+                "generation needs --dataset vmevalkit --dataset-root <questions folder> or another format: vmevalkit dataset"
+            )
+        task_dir = Path(sample.source)
+        domain, _, task_id = sample.id.partition("/")
+        tasks.append(GenerationTask(
+            domain=domain,
+            task_id=task_id,
+            task_dir=str(task_dir),
+            prompt=(task_dir / "prompt.txt").read_text(encoding="utf-8").strip(),
+            dataset=sample.dataset,
+            question_data=dict(read_metadata(task_dir)),
+        ))
+    return tasks
+
+
+def check_video(path: Path, expected: Mapping[str, Any]) -> dict[str, Any]:
+    """Decode every frame (OpenCV, sequentially); the count and size must be those asked
+    for (where known)."""
+    import cv2
+
+    if not path.is_file() or path.stat().st_size == 0:
+        raise VideoCheckError(f"no video written at {path}")
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened():
+            raise VideoCheckError("the video does not open")
+        fps = cap.get(cv2.CAP_PROP_FPS) or None
+        count, shape = 0, None
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            if shape is not None and frame.shape != shape:
+                raise VideoCheckError(f"frame {count} has size {frame.shape[:2]}, the first had {shape[:2]}")
+            shape, count = frame.shape, count + 1
+    finally:
+        cap.release()
+    if not count:
+        raise VideoCheckError("no frame of the video decodes")
+    found = {"num_frames": count, "height": int(shape[0]), "width": int(shape[1]), "fps": round(fps, 3) if fps else None}
+    for key in ("num_frames", "height", "width"):
+        want = expected.get(key)
+        if want is not None and found[key] != want:
+            raise VideoCheckError(f"the video has {key} {found[key]}, asked for {want}")
+    return found
+
+
+class GenerationRunner:
+    """The session's generator (loaded once) and the output tree it fills."""
+
+    def __init__(
+        self,
+        cfg: GeneratorConfig,
+        settings: GenerationSettings,
+        outputs_dir: str | os.PathLike,
+        *,
+        override: bool = False,
+        generator: Generator | None = None,
+    ):
+        self.cfg = cfg
+        self.settings = settings
+        self.outputs_dir = Path(outputs_dir)
+        self.override = override
+        self.generator = generator
+        self.load_seconds = 0.0
+        self._pool: ThreadPoolExecutor | None = None
+        self._inflight: dict[str, Future] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return self.cfg.name
+
+    def load(self) -> None:
+        if self.generator is None:
+            self.generator = create_generator(self.cfg, self.settings)
+        if getattr(self.generator, "load_count", 0) == 0:
+            started = time.perf_counter()
+            self.generator.load()
+            self.load_seconds += time.perf_counter() - started
+
+    @property
+    def load_count(self) -> int:
+        return getattr(self.generator, "load_count", 0) if self.generator else 0
+
+    # ------------------------------------------------------------ tasks
+
+    def run(self, task: GenerationTask) -> tuple[ItemRecord, bool]:
+        """(record, reused): the task's outcome, reused when a finished run exists."""
+        with self._lock:
+            future = self._inflight.pop(task.uid, None)
+        if future is not None:
+            return future.result()
+        return self._run(task)
+
+    def prefetch(self, upcoming: Sequence[GenerationTask]) -> None:
+        """Start upcoming tasks in the background, up to the generator's concurrency
+        (API generators: several submissions in flight; local pipelines: none)."""
+        limit = max(1, getattr(self.generator, "concurrency", 1)) - 1
+        if limit < 1:
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=limit, thread_name_prefix="vlm-bench-generate")
+        with self._lock:
+            for task in upcoming:
+                if len(self._inflight) >= limit:
+                    break
+                if task.uid not in self._inflight:
+                    self._inflight[task.uid] = self._pool.submit(self._run, task)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        if self.generator is not None and hasattr(self.generator, "close"):
+            self.generator.close()
+
+    def _run(self, task: GenerationTask) -> tuple[ItemRecord, bool]:
+        task_out = tree.task_output_dir(self.outputs_dir, self.name, task)
+        started = time.perf_counter()
+        with tree.task_lock(task_out):
+            done = tree.finished_run(task_out)
+            if done is not None and not self.override:
+                return self._reused_record(task, done), True
+            resume = self._clear_interrupted(task_out)
+            now = tree.now_local()
+            if resume is not None:  # a killed run's submission: poll it again rather than pay twice
+                run_id = resume.dir.name[1 : -len(tree.STAGING_SUFFIX)]
+                resume_id = (resume.metadata.get("output") or {}).get("generation_id")
+                timestamp = resume.timestamp or now.isoformat()
+            else:
+                run_id, resume_id, timestamp = tree.new_run_id(self.name, task, task_out, now), None, now.isoformat()
+            staging = tree.Staging(task_out, run_id)
+            staging.copy_question(task)
+            document = dict(task=task, generator=self.name, run_id=run_id, run_dir=staging.final_dir,
+                            timestamp=timestamp, generation=self.describe())
+            staging.write_metadata(tree.metadata_document(status="running", duration_seconds=None, error=None,
+                                                          generation_id=resume_id, **document))
+
+            def submitted(generation_id: str) -> None:  # stored before the generator polls
+                staging.write_metadata(tree.metadata_document(status="running", duration_seconds=None, error=None,
+                                                              generation_id=generation_id, **document))
+
+            result = self._generate(task, staging.video_path, resume_id, submitted)
+            checked, error = None, result.error
+            if result.success:
+                try:
+                    checked = check_video(staging.video_path, self.expected(result))
+                except VideoCheckError as exc:
+                    error = f"generated video rejected: {exc}"
+            ok = checked is not None
+            staging.write_metadata(tree.metadata_document(
+                status="success" if ok else "failed",
+                duration_seconds=result.duration_seconds,
+                error=None if ok else (error or "generation failed"),
+                generation_id=result.generation_id or resume_id or run_id,
+                video_url=result.video_url,
+                video=ok,
+                **document,
+            ))
+            run_dir = staging.commit(keep_video=ok)
+        seconds = time.perf_counter() - started
+        return self._record(task, run_dir, run_id, result, checked, None if ok else (error or "generation failed"), seconds), False
+
+    def _clear_interrupted(self, task_out: Path) -> tree.Run | None:
+        """Remove what killed runs left, except one a resumable generator can pick up
+        (it stored its generation id before polling)."""
+        keep = None
+        for run in tree.interrupted_runs(task_out):
+            gen_id = (run.metadata.get("output") or {}).get("generation_id")
+            if keep is None and gen_id and getattr(self.generator, "resumable", False) and not self.override:
+                keep = run
+                continue
+            shutil.rmtree(run.dir, ignore_errors=True)
+        return keep
+
+    def _generate(self, task: GenerationTask, out: Path, resume_id: str | None, submitted) -> GenerationResult:
+        if not task.first_frame.is_file():
+            return GenerationResult(False, None, f"{task.task_dir}: a VMEvalKit task needs first_frame.png", 0.0, "",
+                                    self.name, "failed")
+        try:
+            return self.generator.generate(task.first_frame, task.prompt, self.settings.duration, out,
+                                           resume_id=resume_id, on_submitted=submitted)
+        except Exception as exc:  # a generator must return failures; never lose the task over one that raises
+            return GenerationResult(False, None, f"{type(exc).__name__}: {exc}", 0.0, "", self.name, "failed")
+
+    def expected(self, result: GenerationResult) -> dict[str, Any]:
+        """What the video must hold: what the generator says it asked for, else the settings."""
+        meta = result.metadata or {}
+        return {k: meta.get(k, getattr(self.settings, k)) for k in ("num_frames", "height", "width")}
+
+    def describe(self) -> dict[str, Any]:
+        """The generation settings written into metadata.json (beside VMEvalKit's sections)."""
+        return {
+            "generator": self.name,
+            "family": self.cfg.family,
+            "engine": self.cfg.engine,
+            "model": self.cfg.model or self.cfg.local_build,
+            "revision": self.cfg.revision,
+            "pipeline": self.cfg.pipeline,
+            "settings": self.settings.as_dict(),
+            "call_args": dict(self.cfg.call_args),
+        }
+
+    # ------------------------------------------------------------ records
+
+    def _record(self, task: GenerationTask, run_dir: Path, run_id: str, result: GenerationResult,
+                checked: Mapping[str, Any] | None, error: str | None, seconds: float) -> ItemRecord:
+        ok = error is None
+        return ItemRecord(
+            id=task.id,
+            dataset=task.dataset,
+            model=self.name,
+            backend=self.cfg.kind,
+            quant="none",
+            category=task.domain,
+            question=task.prompt,
+            answer=None,
+            prediction=str(run_dir / "video" / tree.VIDEO_NAME) if ok else None,
+            scorer=SCORER,
+            score=1.0 if ok else 0.0,
+            passed=ok,
+            latency_ms=round(seconds * 1000, 3),
+            truncated=False,
+            tokens=None,
+            error=error,
+            video=dict(checked) if checked else None,
+            decode=self.settings.as_dict(),
+            categories={"domain": task.domain},
+            cluster=task.task_dir,
+            media=str(task.first_frame),
+            meta={
+                "kind": KIND,
+                "generator": self.name,
+                "run_id": run_id,
+                "inference_dir": str(run_dir),
+                "generation_id": result.generation_id or run_id,
+                "generation_seconds": round(result.duration_seconds, 3),
+                "reused": False,
+                "result_metadata": _plain_json(result.metadata),
+            },
+        )
+
+    def _reused_record(self, task: GenerationTask, run: tree.Run) -> ItemRecord:
+        inference = run.metadata.get("inference") or {}
+        took = inference.get("duration_seconds")
+        return ItemRecord(
+            id=task.id, dataset=task.dataset, model=self.name, backend=self.cfg.kind, quant="none",
+            category=task.domain, question=task.prompt, answer=None, prediction=str(run.video),
+            scorer=SCORER, score=1.0, passed=True,
+            latency_ms=round(took * 1000, 3) if isinstance(took, (int, float)) else None,
+            truncated=False, tokens=None, error=None, video=None,
+            decode=self.settings.as_dict(), categories={"domain": task.domain}, cluster=task.task_dir,
+            media=str(task.first_frame),
+            meta={"kind": KIND, "generator": self.name, "run_id": run.dir.name, "inference_dir": str(run.dir),
+                  "generation_id": (run.metadata.get("output") or {}).get("generation_id"),
+                  "generation_seconds": took, "reused": True},
+        )
+
+
+def _plain_json(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain_json(v) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
