@@ -23,13 +23,13 @@ GENERATION_OPTIONS: tuple[Option, ...] = (
     Option("--vae-tiling", "gen_vae_tiling", "decode the video in tiles (less GPU memory)", {"action": "store_true", "default": None}),
     Option("--vae-slicing", "gen_vae_slicing", "decode the video a slice at a time (less GPU memory)", {"action": "store_true", "default": None}),
     Option("--negative-prompt", "gen_negative_prompt", "negative prompt for pipelines that take one"),
-    Option("--concurrency", "gen_concurrency", "tasks in flight at once (API generators; default: the generator's)", {"type": positive_int}),
 )
 
 # The suite's options that a generation run uses too (see vlm_bench.options).
 SHARED_DESTS = (
     "vlm_datasets", "vlm_dataset_roots", "vlm_limit", "vlm_categories", "vlm_shard", "vlm_seed", "vlm_results_dir",
     "vlm_overwrite", "vlm_resume", "vlm_gpus_per_worker", "vlm_progress", "vlm_progress_interval",
+    "vlm_concurrency",  # for a generator: tasks in flight at once (API generators; default: the generator's)
 )
 SHARED_OPTIONS = tuple(o for o in OPTIONS if o.dest in SHARED_DESTS)
 

@@ -16,34 +16,19 @@ import time
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from vlm_bench.config import ConfigError, build_run_config
-from vlm_bench.datasets import DatasetError, load_samples, select_samples
-from vlm_bench.generation.base import GenerationTask, GeneratorUnavailable, create_generator
-from vlm_bench.generation.catalog import GeneratorConfig, resolve_generator
 from vlm_bench.generation.options import GENERATION_OPTIONS, setting_overrides
-from vlm_bench.generation.run import GenerationRunner, tasks_from_samples
 from vlm_bench.options import add_options
-from vlm_bench.progress import progress_line
-from vlm_bench.results import (
-    ITEMS_FILE,
-    SUMMARY_FILE,
-    ResultsDirError,
-    ResultsWriter,
-    build_manifest,
-    prepare_results_dir,
-    read_records,
-    record_uid,
-    run_info,
-    summarize,
-    utc_now,
-    write_json_atomic,
-)
-from vlm_bench.scheduling import in_shard, plan_worker_gpus, worker_gpus
-from vlm_bench.types import ItemRecord
+
+# The rest loads when a session uses --generator: this module loads in every pytest session.
+if TYPE_CHECKING:
+    from vlm_bench.generation.base import GenerationTask
+    from vlm_bench.generation.catalog import GeneratorConfig
+    from vlm_bench.generation.run import GenerationRunner
+    from vlm_bench.types import ItemRecord
 
 RECORD_KEY = "vlm_bench_generation_record"
 REUSED_KEY = "vlm_bench_generation_reused"
@@ -65,12 +50,26 @@ def is_generation_session(config: pytest.Config) -> bool:
 def pytest_configure(config: pytest.Config) -> None:
     if config.option.help or not is_generation_session(config):
         return
+    from vlm_bench.config import ConfigError
+    from vlm_bench.datasets import DatasetError
+    from vlm_bench.generation.base import GeneratorUnavailable
+    from vlm_bench.results import ResultsDirError
+
+    session = None
     try:
         session = GenerationSession(config)
         session.prepare()
-    except (ConfigError, DatasetError, ResultsDirError, GeneratorUnavailable, ValueError) as exc:
+    except (ConfigError, DatasetError, ResultsDirError, GeneratorUnavailable, OSError, ValueError) as exc:
+        if session is not None and session.lock is not None:
+            session.lock.release()
         raise pytest.UsageError(f"vlm-bench: {exc}") from None
     config.pluginmanager.register(session, PLUGIN_NAME)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    session = config.pluginmanager.get_plugin(PLUGIN_NAME)
+    if session is not None and session.lock is not None:
+        session.lock.release()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -82,6 +81,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+        config.stash[_DESELECTED] = (unwanted, len(drop))
+
+
+_DESELECTED = pytest.StashKey[tuple]()
+
+
+def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Item]) -> list[str]:
+    unwanted, count = config.stash.get(_DESELECTED, (None, 0))
+    if unwanted == "gen_task":
+        return [f"vlm-bench: {count} of the deselected {'is' if count == 1 else 'are'} video generation, which runs with --generator"]
+    if unwanted == "vlm_item":
+        return [f"vlm-bench: {count} of the deselected {'is' if count == 1 else 'are'} video QA, which does not run with --generator"]
+    return []
 
 
 def _session(config: pytest.Config) -> "GenerationSession":
@@ -96,10 +108,15 @@ class GenerationSession:
     (per process) and, on the controller, the results writer."""
 
     def __init__(self, config: pytest.Config):
+        from vlm_bench.config import ConfigError, build_run_config
+        from vlm_bench.generation.catalog import resolve_generator
+        from vlm_bench.results import ResultsWriter, run_info, utc_now
+
         self.config = config
+        self.lock = None
         opt = config.getoption
         self.is_controller = not hasattr(config, "workerinput")
-        self.cfg: GeneratorConfig = resolve_generator(opt("gen_generator"))
+        self.cfg: "GeneratorConfig" = resolve_generator(opt("gen_generator"))
         if not opt("gen_outputs_dir"):
             raise ConfigError("--generator needs --outputs-dir: the experiment folder the videos go to "
                               "(VMEvalKit's data/outputs/<experiment>)")
@@ -115,8 +132,8 @@ class GenerationSession:
                                                                   "gen_cpu_offload", "gen_vae_tiling", "gen_vae_slicing",
                                                                   "gen_negative_prompt", "vlm_seed")})
         self.requested = self.cfg.settings(self.overrides)  # checked now; the dtype is settled per process
-        if opt("gen_concurrency"):
-            self.cfg = replace(self.cfg, concurrency=opt("gen_concurrency"))
+        if opt("vlm_concurrency"):
+            self.cfg = replace(self.cfg, concurrency=opt("vlm_concurrency"))
         stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
         default = Path(os.environ.get("VLM_BENCH_RESULTS_ROOT", "vlm-results")) / re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{stamp}-generate-{self.cfg.name}")
         self.results_dir = Path(opt("vlm_results_dir")) if opt("vlm_results_dir") else default
@@ -130,8 +147,8 @@ class GenerationSession:
         }
         self.writer = ResultsWriter(self.results_dir, run_info(self.fingerprint))
         self.started_at = utc_now()
-        self._tasks: list[GenerationTask] | None = None
-        self._runner: GenerationRunner | None = None
+        self._tasks: list["GenerationTask"] | None = None
+        self._runner: "GenerationRunner | None" = None
         self._positions: dict[int, int] | None = None
         self.records: list[dict[str, Any]] = []
         self.reused: dict[str, dict[str, Any]] = {}
@@ -147,11 +164,16 @@ class GenerationSession:
     def prepare(self) -> None:
         """Fail fast: the generator must be runnable here (in this version, its extra
         installed, its weights present) before any task; then the results directory."""
+        from vlm_bench.generation.base import create_generator
+        from vlm_bench.results import ITEMS_FILE, RunLock, prepare_results_dir, read_records, record_uid
+        from vlm_bench.scheduling import plan_worker_gpus
+
         generator = create_generator(self.cfg, self.requested)
         if hasattr(generator, "check"):
             generator.check()
         opt = self.config.getoption
         if self.is_controller:
+            self.lock = RunLock.acquire(self.results_dir)  # a second run on this folder is refused
             self.reused = prepare_results_dir(self.results_dir, self.fingerprint, resume=opt("vlm_resume"),
                                               overwrite=opt("vlm_overwrite"))
             self.gpus, self.gpus_per_worker = plan_worker_gpus(getattr(self.config.option, "numprocesses", None),
@@ -159,7 +181,11 @@ class GenerationSession:
         elif opt("vlm_resume") and (self.results_dir / ITEMS_FILE).exists():
             self.reused = {record_uid(r): r for r in read_records(self.results_dir / ITEMS_FILE)}
 
-    def tasks(self) -> list[GenerationTask]:
+    def tasks(self) -> list["GenerationTask"]:
+        from vlm_bench.datasets import load_samples, select_samples
+        from vlm_bench.generation.run import tasks_from_samples
+        from vlm_bench.scheduling import in_shard
+
         if self._tasks is None:
             samples = []
             for dataset in self.run.datasets:
@@ -168,8 +194,10 @@ class GenerationSession:
             self._tasks = tasks_from_samples(samples, self.run.datasets)
         return self._tasks
 
-    def runner(self) -> GenerationRunner:
+    def runner(self) -> "GenerationRunner":
         """This process's runner; its generator loads once, here (one pipeline per worker)."""
+        from vlm_bench.generation.run import GenerationRunner
+
         if self._runner is None:
             settings = self.cfg.settings(self.overrides, cuda=_cuda_available() if self.cfg.kind == "open_source" else None)
             runner = GenerationRunner(self.cfg, settings, self.outputs_dir, override=self.config.getoption("gen_override"))
@@ -186,7 +214,7 @@ class GenerationSession:
             "gpus": os.environ.get("CUDA_VISIBLE_DEVICES"),
         }
 
-    def upcoming(self, node: pytest.Item, count: int) -> list[GenerationTask]:
+    def upcoming(self, node: pytest.Item, count: int) -> list["GenerationTask"]:
         if count <= 0:
             return []
         items = node.session.items
@@ -205,6 +233,9 @@ class GenerationSession:
 
     @pytest.hookimpl
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        from vlm_bench.config import ConfigError
+        from vlm_bench.datasets import DatasetError
+
         if "gen_task" not in metafunc.fixturenames:
             return
         try:
@@ -221,6 +252,8 @@ class GenerationSession:
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
         """pytest-xdist, controller side: give worker gw<k> its own GPU slice."""
+        from vlm_bench.scheduling import worker_gpus
+
         if self.gpus_per_worker:
             index = int(node.gateway.id.removeprefix("gw"))
             node.workerinput[GPUS_INPUT] = ",".join(worker_gpus(index, self.gpus_per_worker, self.gpus))
@@ -251,6 +284,8 @@ class GenerationSession:
         if not show or (now - self._last_progress < self.config.getoption("vlm_progress_interval") and done < self.total):
             return
         self._last_progress = now
+        from vlm_bench.progress import progress_line
+
         generated = sum(1 for r in self.records if r.get("passed"))
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
@@ -261,6 +296,8 @@ class GenerationSession:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self._runner is not None:
             self._runner.close()
+        from vlm_bench.results import SUMMARY_FILE, build_manifest, summarize, write_json_atomic
+
         if not self.is_controller or not self.records:
             return
         self.writer.close()
@@ -276,6 +313,8 @@ class GenerationSession:
 
     @pytest.hookimpl
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        from vlm_bench.results import ITEMS_FILE, SUMMARY_FILE
+
         if self.summary is None:
             return
         g = self.summary["generation"]
@@ -332,8 +371,10 @@ def format_generation(g: dict[str, Any]) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def vlm_generation_runner(pytestconfig: pytest.Config) -> GenerationRunner:
+def vlm_generation_runner(pytestconfig: pytest.Config) -> "GenerationRunner":
     """The session's generator, loaded once (per xdist worker) for all tasks."""
+    from vlm_bench.generation.base import GeneratorUnavailable
+
     try:
         return _session(pytestconfig).runner()
     except GeneratorUnavailable as exc:
@@ -341,13 +382,15 @@ def vlm_generation_runner(pytestconfig: pytest.Config) -> GenerationRunner:
 
 
 @pytest.fixture
-def vlm_generate(request: pytest.FixtureRequest, vlm_generation_runner: GenerationRunner):
+def vlm_generate(request: pytest.FixtureRequest, vlm_generation_runner: "GenerationRunner"):
     """Generate one task's video (or find it finished) and attach its record to this
     test's report; the controller, which under xdist is another process, writes it."""
     session = _session(request.config)
 
-    def generate(task: GenerationTask) -> tuple[ItemRecord, bool]:
+    def generate(task: GenerationTask) -> tuple["ItemRecord", bool]:
         props = request.node.user_properties
+        from vlm_bench.types import ItemRecord
+
         if task.uid in session.reused:  # --resume: this results directory already holds its record
             props.append((REUSED_KEY, True))
             record, reused = ItemRecord(**session.reused[task.uid]), True
