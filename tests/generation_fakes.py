@@ -40,7 +40,7 @@ class FakeAPIGenerator:
 
     resumable = True
 
-    def __init__(self, cfg, settings, poll_seconds=0.05, die_after_submit=False):
+    def __init__(self, cfg, settings, poll_seconds=0.2, die_after_submit=False):
         self.name, self.settings, self.concurrency = cfg.name, settings, cfg.concurrency
         self.poll_seconds, self.die_after_submit = poll_seconds, die_after_submit
         self.load_count, self.submitted, self.resumed = 0, [], []
@@ -54,6 +54,7 @@ class FakeAPIGenerator:
         with self.lock:
             self.active += 1
             self.max_active = max(self.max_active, self.active)
+            active_at_start = self.active
         try:
             if resume_id:
                 self.resumed.append(resume_id)
@@ -68,7 +69,7 @@ class FakeAPIGenerator:
             time.sleep(self.poll_seconds)
             write_video(output_filename, [np.full((32, 64, 3), 120, np.uint8)] * 6, fps=6)
             return GenerationResult(True, str(output_filename), None, self.poll_seconds, job, "fake-api", "success",
-                                    {"num_frames": 6, "height": 32, "width": 64}, video_url=f"https://videos.invalid/{job}.mp4")
+                                    {"num_frames": 6, "height": 32, "width": 64, "in_flight": active_at_start}, video_url=f"https://videos.invalid/{job}.mp4")
         finally:
             with self.lock:
                 self.active -= 1

@@ -342,6 +342,17 @@ def test_api_generators_keep_several_tasks_in_flight(tmp_path):
     assert gen.max_active == 3 and len(gen.submitted) == 5  # three at once, each task once
 
 
+def test_the_session_keeps_concurrency_tasks_in_flight(gen_suite, tmp_path):
+    fake = tmp_path / "fake-api.yaml"
+    fake.write_text("family: Fake\nkind: api\nengine: generation_fakes:FakeAPIGenerator\nconcurrency: 2\n")
+    result = gen_run(gen_suite, "--generator", str(fake), "--outputs-dir", str(tmp_path / "o"),
+                     "--results-dir", str(tmp_path / "r"), "--concurrency", "3")
+    result.assert_outcomes(passed=5)
+    records = read_jsonl(tmp_path / "r" / "items.jsonl")
+    assert [r["id"] for r in records] == TASK_IDS  # records in task order, each once
+    assert max(r["meta"]["result_metadata"]["in_flight"] for r in records) == 3  # --concurrency over the YAML's 2
+
+
 def test_two_processes_on_one_tree_make_each_video_once(tmp_path):
     """Two runners (as two processes would) on the same tasks: the task lock makes the
     second wait and then find the first one's video."""

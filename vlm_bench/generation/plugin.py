@@ -149,7 +149,7 @@ class GenerationSession:
         self.started_at = utc_now()
         self._tasks: list["GenerationTask"] | None = None
         self._runner: "GenerationRunner | None" = None
-        self._positions: dict[int, int] | None = None
+        self._run_order = None
         self.records: list[dict[str, Any]] = []
         self.reused: dict[str, dict[str, Any]] = {}
         self.workers: dict[str, dict[str, Any]] = {}
@@ -215,19 +215,15 @@ class GenerationSession:
         }
 
     def upcoming(self, node: pytest.Item, count: int) -> list["GenerationTask"]:
+        """The next ``count`` tasks of this test function after ``node`` (API generators
+        submit them ahead)."""
         if count <= 0:
             return []
-        items = node.session.items
-        if self._positions is None:
-            self._positions = {id(it): i for i, it in enumerate(items)}
-        ahead = []
-        for other in items[self._positions.get(id(node), len(items)) + 1:]:
-            params = getattr(getattr(other, "callspec", None), "params", {})
-            if "gen_task" in params and params["gen_task"].uid not in self.reused:
-                ahead.append(params["gen_task"])
-                if len(ahead) == count:
-                    break
-        return ahead
+        if self._run_order is None:
+            from vlm_bench.scheduling import RunOrder
+
+            self._run_order = RunOrder(node.session.items, _task_of, self.reused)
+        return self._run_order.after(node, count)
 
     # ------------------------------------------------------------ hooks
 
@@ -326,6 +322,10 @@ class GenerationSession:
             terminalreporter.write_line(f"generator loads per process: {', '.join(str(n) for n in loads)}")
         terminalreporter.write_line(f"videos: {self.outputs_dir / self.cfg.name}")
         terminalreporter.write_line(f"results: {self.results_dir / ITEMS_FILE}, {self.results_dir / SUMMARY_FILE}")
+
+
+def _task_of(item: pytest.Item) -> "GenerationTask | None":
+    return getattr(getattr(item, "callspec", None), "params", {}).get("gen_task")
 
 
 def _cuda_available() -> bool | None:
