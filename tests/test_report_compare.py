@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import EVAL_TEST, SMOKE_JSONL
+from conftest import EVAL_TEST, REPO, SMOKE_JSONL
 from vlm_bench.compare import compare_runs, frames_sweep, mcnemar_exact
 from vlm_bench.progress import progress_line
 from vlm_bench.report import build_report
@@ -119,3 +119,40 @@ def test_importing_vlm_bench_imports_no_torch():
             "print(bad)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_progress_bar_on_a_terminal(tmp_path):
+    """On a terminal (a pty here) at normal verbosity: a bar with rate and ETA redrawn in
+    place, and no outcome letters for the items to break it up."""
+    import os
+    import pty
+
+    slow = tmp_path / "slow.yaml"
+    slow.write_text("family: mock\ndelay_ms: 50\nresponses: {square_direction: left}\n")
+    leader, follower = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", str(REPO / "evals"), *QUIET, "--dataset", str(SMOKE_JSONL), "--model", str(slow),
+         "--results-dir", str(tmp_path / "o")],
+        cwd=tmp_path, stdin=follower, stdout=follower, stderr=follower, env=env,
+    )
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=300)
+    os.close(leader)
+    text = b"".join(chunks).decode("utf-8", "replace")
+    assert proc.returncode == 1, text  # square_direction fails
+    bars = re.findall(r"vlm-bench:\s+(\d+)%\|[^|]*\| (\d)/9 \[[^\]]*item/s, ([^\]]*)\]", text)
+    assert [int(done) for _, done, _ in bars] == list(range(1, 10)), text
+    assert bars[-1][0] == "100" and bars[-1][2] == "pass rate 88.9% so far"
+    assert "<" in text.split("2/9 [", 1)[1].split("]", 1)[0]  # elapsed<remaining: an ETA
+    assert not re.search(r"test_video_qa\.py [.F]", text)  # no outcome letters
+    assert "square_direction: scorer normalized gave 0.0" in text  # the failure is still reported

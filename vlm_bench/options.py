@@ -98,8 +98,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("--item-frames-gb", "vlm_item_frames_gb", "decoded frames one item may take, in GB; an item needing more fails with advice, and fewer items are prefetched when they are large (default: a quarter of this machine's memory, at most 16)", {"type": positive_float}),
     Option("--frame-memory-gb", "vlm_frame_memory_gb", "decoded frames kept in memory, so questions about one video (same frame settings) share one decode (default 2; 0 turns it off)", {"type": non_negative_float}),
     Option("--prefetch", "vlm_prefetch", "decode the frames of this many upcoming items in a background thread (default 2; 0 turns it off)", {"type": non_negative_int, "default": 2}),
-    Option("--progress", "vlm_progress", "a status line (items done, pass rate so far, ETA): auto shows it on a terminal, not with -q or in CI", {"choices": ("auto", "always", "never"), "default": "auto"}),
-    Option("--progress-interval", "vlm_progress_interval", "seconds between status lines (default 30)", {"type": non_negative_float, "default": 30.0}),
+    Option("--progress", "vlm_progress", "progress (items done, rate, ETA, pass rate so far): auto shows a bar on a terminal (status lines with -v), nothing with -q, in CI or in a log; always also prints status lines into a log", {"choices": ("auto", "always", "never"), "default": "auto"}),
+    Option("--progress-interval", "vlm_progress_interval", "seconds between status lines, where no bar is drawn (default 30)", {"type": non_negative_float, "default": 30.0}),
     Option("--min-pass-rate", "vlm_min_pass_rate", "fail the session when the overall pass rate is below this (0..1); when met, failed items alone do not fail it", {"type": unit_rate}),
 )
 

@@ -12,7 +12,6 @@ import hashlib
 import os
 import re
 import sys
-import time
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
@@ -215,8 +214,7 @@ class VlmBenchSession:
         self._reused: dict[str, dict[str, Any]] | None = None  # dataset/id -> record of a resumed run
         self.reused_count = 0
         self.workers: dict[str, dict[str, Any]] = {}
-        self._started = time.monotonic()
-        self._last_progress = self._started
+        self._progress: Any = False  # the progress display, built on first use (None: none)
         self.gpus: list[str] = []
         self.gpus_per_worker = 0
         self.load_error: str | None = None  # the engine's, as the controller first heard of it
@@ -559,11 +557,39 @@ class VlmBenchSession:
         else:  # a worker prefetches only within the work unit it was given: one video's questions
             self.next_in_group = Upcoming(entries, self.reused)
 
-    def show_progress(self) -> bool:
-        mode = self.config.getoption("vlm_progress")
-        if mode != "auto":
-            return mode == "always"
-        return sys.stdout.isatty() and self.config.get_verbosity() >= 0 and not os.environ.get("CI")
+    def progress(self):
+        """The run's progress display, or None: a bar on a terminal at pytest's normal
+        verbosity, status lines with -v or --progress always elsewhere; nothing with -q, in
+        CI or when the output is not a terminal, unless asked."""
+        if self._progress is False:
+            mode = self.config.getoption("vlm_progress")
+            verbosity = self.config.get_verbosity()
+            tty = sys.stdout.isatty() and not os.environ.get("CI")
+            reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+            wanted = mode == "always" or (mode == "auto" and tty and verbosity >= 0)
+            self._progress = None
+            if wanted and reporter is not None:
+                from vlm_bench.progress import Progress
+
+                bar = tty and verbosity == 0
+                self._progress = Progress(reporter, bar, self.config.getoption("vlm_progress_interval"))
+        return self._progress
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> None:
+        if self.is_controller:
+            self.progress()  # its clock starts with the first item, not when the first one ends
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_report_teststatus(self, report: pytest.TestReport, config: pytest.Config):
+        """While the bar shows progress, an evaluation item's outcome letter would break it
+        up: leave it out (its failure is still reported in full at the end)."""
+        if report.when != "call" or not self.is_controller:
+            return None
+        progress = self.progress()
+        if progress is None or not progress.bar or RECORD_KEY not in dict(report.user_properties):
+            return None
+        return report.outcome, "", report.outcome.upper()
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport):
@@ -663,17 +689,9 @@ class VlmBenchSession:
         ]
 
     def report_progress(self) -> None:
-        now = time.monotonic()
-        done = len(self.recorded)
-        if not self.show_progress() or (now - self._last_progress < self.config.getoption("vlm_progress_interval") and done < self.total_items):
-            return
-        from vlm_bench.progress import progress_line
-
-        self._last_progress = now
-        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None:
-            reporter.write("\n")  # after the outcome letters of this line
-            reporter.write_line(progress_line(done, self.total_items, self.passed, self.scored, now - self._started))
+        progress = self.progress()
+        if progress is not None:
+            progress.update(len(self.recorded), self.total_items, self.passed, self.scored)
 
     def stop_reason(self, session: pytest.Session, exitstatus: int) -> str:
         if self.stopped_by:
@@ -684,6 +702,8 @@ class VlmBenchSession:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self._progress:
+            self._progress.finish()  # a bar cut short (-x, Ctrl-C) ends its line
         if self._evaluator is not None:
             self._evaluator.close()
         if self.is_controller and (self._evaluator is not None or self.build_error is not None):

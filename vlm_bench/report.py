@@ -43,36 +43,79 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
-def latency_histogram(records: Sequence[Mapping[str, Any]]) -> bytes | None:
+def latency_figure(records: Sequence[Mapping[str, Any]], stats: Mapping[str, Any] | None):
+    """A histogram of per-item latency; its median and p90 lines and title are
+    ``summary.json``'s own (``stats``), so the plot and the summary never disagree."""
     values = [r["latency_ms"] for r in records if r.get("latency_ms") is not None]
-    if not values:
+    if not values or not stats:
         return None
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 3))
+    fig, ax = plt.subplots(figsize=(7, 3))
     ax.hist(values, bins=min(30, max(5, len(values) // 2)), color="#4c72b0", edgecolor="white")
+    for name, style in (("p50", "-"), ("p90", "--")):
+        ax.axvline(stats[name], color="#c44e52", linestyle=style, linewidth=1.2, label=f"{name} {stats[name]:.1f} ms")
+    ax.margins(x=0.06)
+    ax.legend(loc="upper right", fontsize=8, frameon=False)
     ax.set_xlabel("latency per item (ms)")
     ax.set_ylabel("items")
-    ax.set_title(f"Latency: median {np.median(values):.1f} ms, p90 {np.percentile(values, 90):.1f} ms")
-    return _png(fig)
+    ax.set_title(f"Latency of {len(values)} items: median {stats['p50']:.1f} ms, p90 {stats['p90']:.1f} ms")
+    return fig
+
+
+def latency_histogram(records: Sequence[Mapping[str, Any]], stats: Mapping[str, Any] | None) -> bytes | None:
+    fig = latency_figure(records, stats)
+    return _png(fig) if fig is not None else None
+
+
+MIN_ITEMS_FOR_INTERVAL = 2
+LABEL_X = 103  # value labels sit right of the 100% line, inside the axes (xlim runs to LABEL_END)
+LABEL_END = 145
+
+
+def interval_text(bucket: Mapping[str, Any]) -> str:
+    """The 95% interval as text, or why there is none worth showing."""
+    if bucket.get("pass_rate") is None:
+        return "-"
+    if bucket.get("scored", 0) < MIN_ITEMS_FOR_INTERVAL:
+        return "too few items"
+    if bucket.get("clusters", MIN_ITEMS_FOR_INTERVAL) < MIN_ITEMS_FOR_INTERVAL:
+        return "one video only"
+    return _ci(bucket.get("ci95"))
+
+
+def category_figure(summary: Mapping[str, Any]):
+    """Pass rate per category as horizontal bars, the overall rate first, each with its
+    95% interval as a whisker (none where too few items give no interval); every label
+    inside the axes."""
+    cats = {k: v for k, v in summary.get("per_category", {}).items() if v.get("pass_rate") is not None}
+    if not cats or summary.get("pass_rate") is None:
+        return None
+    plt = _pyplot()
+    rows = [("overall", summary)] + [(name, cats[name]) for name in cats]
+    fig, ax = plt.subplots(figsize=(7.5, 0.42 * len(rows) + 1.3))
+    for y, (name, bucket) in enumerate(rows):
+        rate = 100 * bucket["pass_rate"]
+        ax.barh(y, rate, color="#4c72b0" if y == 0 else "#55a868", height=0.65)
+        has_interval = interval_text(bucket) not in ("too few items", "one video only", "-")
+        if has_interval:
+            lo, hi = (100 * v for v in bucket["ci95"])
+            ax.errorbar(rate, y, xerr=[[rate - lo], [hi - rate]], fmt="none", ecolor="#222222", capsize=3, linewidth=1)
+        label = f"{rate:.0f}%  n={bucket['scored']}" + ("" if has_interval else f"  ({interval_text(bucket)})")
+        ax.text(LABEL_X, y, label, va="center", fontsize=8)
+    ax.axhline(0.5, color="#999999", linewidth=0.8)
+    ax.axvline(100, color="#999999", linewidth=0.8)
+    ax.set_yticks(range(len(rows)), [name for name, _ in rows])
+    ax.set_ylim(len(rows) - 0.5, -0.5)
+    ax.set_xlim(0, LABEL_END)
+    ax.set_xticks(range(0, 101, 20))
+    ax.set_xlabel("pass rate (%), whiskers: 95% interval clustered by video")
+    ax.set_title("Pass rate per category")
+    return fig
 
 
 def category_bars(summary: Mapping[str, Any]) -> bytes | None:
-    cats = {k: v for k, v in summary.get("per_category", {}).items() if v.get("pass_rate") is not None}
-    if not cats:
-        return None
-    plt = _pyplot()
-    names = list(cats)
-    rates = [100 * cats[n]["pass_rate"] for n in names]
-    lows = [100 * (cats[n]["pass_rate"] - cats[n]["ci95"][0]) for n in names]
-    highs = [100 * (cats[n]["ci95"][1] - cats[n]["pass_rate"]) for n in names]
-    fig, ax = plt.subplots(figsize=(6, 0.45 * len(names) + 1.2))
-    ax.barh(names, rates, xerr=[lows, highs], color="#55a868", ecolor="#333333", capsize=3)
-    ax.set_xlim(0, 100)
-    ax.invert_yaxis()
-    ax.set_xlabel("pass rate (%), with 95% interval clustered by video")
-    for y, (rate, name) in enumerate(zip(rates, names)):
-        ax.text(min(rate + 1, 92), y, f"{rate:.0f}% (n={cats[name]['scored']})", va="center", fontsize=8)
-    return _png(fig)
+    fig = category_figure(summary)
+    return _png(fig) if fig is not None else None
 
 
 def thumbnails(record: Mapping[str, Any], max_frames: int = 8) -> bytes | None:
@@ -115,7 +158,7 @@ def build_report(results_dir: str | os.PathLike) -> tuple[str, str]:
     manifest = summary.get("manifest", {})
     config = manifest.get("config", {})
     title = f"vlm-bench report: {config.get('model', {}).get('name', '?')} on {config.get('backend', '?')}"
-    plots = {"latency": latency_histogram(records), "categories": category_bars(summary)}
+    plots = {"latency": latency_histogram(records, summary.get("latency_ms")), "categories": category_bars(summary)}
     for name, png in plots.items():
         if png:
             (root / f"{name}.png").write_bytes(png)
@@ -135,7 +178,7 @@ def build_report(results_dir: str | os.PathLike) -> tuple[str, str]:
     md += [""]
     md += ["| scope | passed | scored | pass rate | 95% CI | errors | truncated | unscored |", "|---|---|---|---|---|---|---|---|"]
     md += [
-        f"| {_md(n)} | {b['passed']} | {b['scored']} | {fmt_rate(b['pass_rate'])} | {_ci(b['ci95'])} | {b['errors']} | {b['truncated']} | {b['unscored']} |"
+        f"| {_md(n)} | {b['passed']} | {b['scored']} | {fmt_rate(b['pass_rate'])} | {interval_text(b)} | {b['errors']} | {b['truncated']} | {b['unscored']} |"
         for n, b in rows
     ]
     md += ["", "![latency](latency.png)" if plots["latency"] else "", "![categories](categories.png)" if plots["categories"] else ""]
@@ -147,24 +190,52 @@ def build_report(results_dir: str | os.PathLike) -> tuple[str, str]:
     ]
     markdown = "\n".join(md) + "\n"
 
+    page = _html_page(title, summary, manifest, config, rows, plots, failed, incomplete)
+    (root / "report.md").write_text(markdown, encoding="utf-8")
+    (root / "report.html").write_text(page, encoding="utf-8")
+    return markdown, page
+
+
+STYLE = """
+body{font-family:system-ui,sans-serif;max-width:1100px;margin:1.5em auto;padding:0 1em;color:#222;line-height:1.35}
+h1{font-size:1.5em;margin-bottom:.2em}.context{color:#555;margin-top:0}
+.headline{font-size:1.3em;margin:.8em 0}.headline b{font-size:1.5em}
+table{border-collapse:collapse;margin:.6em 0;max-width:100%}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;overflow-wrap:anywhere}
+th{background:#f2f2f2}.num{text-align:right;white-space:nowrap}tr.overall td{font-weight:bold}
+img{max-width:100%;height:auto;display:block;margin:.4em 0}
+.fail{margin:1em 0;padding:.6em;border-left:4px solid #c44e52;background:#fafafa}
+pre{white-space:pre-wrap;overflow-wrap:anywhere;margin:.2em 0}
+.incomplete{color:#c44e52}details{margin:1em 0}summary{cursor:pointer;font-weight:bold}
+"""
+
+
+def _html_page(title, summary, manifest, config, rows, plots, failed, incomplete) -> str:
+    """Pass rates and their intervals first, then the plots, then the failed items; the
+    manifest folded at the end."""
     esc = html.escape
+    datasets = ", ".join(d["name"] for d in config.get("datasets", []))
+    context = (
+        f"{summary.get('total', '?')} items of {esc(datasets or '?')}; quant {esc(str(config.get('quant')))}, "
+        f"seed {esc(str(manifest.get('seed')))}; finished {esc(str(manifest.get('finished_at', '?')))}"
+    )
+    overall = (
+        f"<p class=headline>pass rate <b>{fmt_rate(summary.get('pass_rate'))}</b> "
+        f"(95% interval {esc(interval_text(summary))}, {summary.get('passed', 0)} of {summary.get('scored', 0)} scored items)</p>"
+    )
     parts = [
-        "<!doctype html><html><head><meta charset='utf-8'>",
-        f"<title>{esc(title)}</title>",
-        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
-        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}"
-        ".num{text-align:right}.fail{margin:1.2em 0;padding:.6em;border-left:4px solid #c44e52;background:#fafafa}"
-        "pre{white-space:pre-wrap;margin:.2em 0}</style></head><body>",
-        f"<h1>{esc(title)}</h1>",
-        *([f"<p style='color:#c44e52'><b>INCOMPLETE</b>: {esc(incomplete)}</p>"] if incomplete else []),
-        "<h2>Manifest</h2><pre>" + esc(json.dumps({k: manifest.get(k) for k in ("started_at", "finished_at", "seed", "git", "versions", "argv")}, indent=1)) + "</pre>",
-        "<details><summary>resolved configuration</summary><pre>" + esc(json.dumps(config, indent=1)) + "</pre></details>",
-        "<h2>Pass rates</h2><table><tr><th>scope</th><th>passed</th><th>scored</th><th>pass rate</th><th>95% CI</th>"
+        "<!doctype html><html lang=en><head><meta charset='utf-8'>",
+        "<meta name=viewport content='width=device-width, initial-scale=1'>",
+        f"<title>{esc(title)}</title><style>{STYLE}</style></head><body>",
+        f"<h1>{esc(title)}</h1><p class=context>{context}</p>",
+        *([f"<p class=incomplete><b>INCOMPLETE</b>: {esc(incomplete)}</p>"] if incomplete else []),
+        overall,
+        "<h2>Pass rates</h2><table><tr><th>scope</th><th>passed</th><th>scored</th><th>pass rate</th><th>95% interval</th>"
         "<th>errors</th><th>truncated</th><th>unscored</th></tr>",
     ]
     parts += [
-        f"<tr><td>{esc(n)}</td><td class=num>{b['passed']}</td><td class=num>{b['scored']}</td><td class=num>{fmt_rate(b['pass_rate'])}</td>"
-        f"<td class=num>{_ci(b['ci95'])}</td><td class=num>{b['errors']}</td><td class=num>{b['truncated']}</td><td class=num>{b['unscored']}</td></tr>"
+        f"<tr{' class=overall' if n == 'overall' else ''}><td>{esc(n)}</td><td class=num>{b['passed']}</td><td class=num>{b['scored']}</td>"
+        f"<td class=num>{fmt_rate(b['pass_rate'])}</td><td class=num>{esc(interval_text(b))}</td><td class=num>{b['errors']}</td>"
+        f"<td class=num>{b['truncated']}</td><td class=num>{b['unscored']}</td></tr>"
         for n, b in rows
     ]
     parts.append("</table>")
@@ -184,11 +255,14 @@ def build_report(results_dir: str | os.PathLike) -> tuple[str, str]:
         )
     if len(failed) > MAX_FAILED_SHOWN:
         parts.append(f"<p>... and {len(failed) - MAX_FAILED_SHOWN} more in items.jsonl</p>")
+    run_facts = {k: manifest.get(k) for k in ("started_at", "finished_at", "seed", "git", "cpu_threads", "versions", "argv") if k in manifest}
+    parts.append(
+        "<details><summary>Manifest: versions, command line, resolved configuration</summary>"
+        "<pre>" + esc(json.dumps(run_facts, indent=1)) + "</pre>"
+        "<pre>" + esc(json.dumps(config, indent=1)) + "</pre></details>"
+    )
     parts.append("</body></html>")
-    page = "\n".join(parts)
-    (root / "report.md").write_text(markdown, encoding="utf-8")
-    (root / "report.html").write_text(page, encoding="utf-8")
-    return markdown, page
+    return "\n".join(parts)
 
 
 def incomplete_note(summary: Mapping[str, Any]) -> str | None:
