@@ -93,6 +93,8 @@ def test_mock_judge_controls_flags_and_output_tree(pytester, vmevalkit_data):
     summary = json.loads((out / "summary.json").read_text())["vmevalkit"]
     assert summary["controls"]["control:ground_truth"]["judge_accuracy"] == 1.0
     assert summary["controls"]["control:static"]["judge_accuracy"] == 1.0
+    assert summary["static_video_goal_pass_rate"]["pass_rate"] == 0.0  # "No." to every static video
+    assert all(c["unparseable"] == 0 for c in summary["controls"].values())
     assert summary["models"]["copy-gt"]["overall"]["pass_rate"] == 1.0
     # two tasks cannot tell a perfect model from a static video at 95% (t on 1 degree of freedom)
     assert summary["models"]["copy-gt"]["like_static_video"] is True
@@ -130,6 +132,28 @@ def test_uncalibrated_judge_is_visible(pytester, vmevalkit_data):
     assert summary["controls"]["control:static"]["judge_accuracy"] == 0.0
     assert summary["static_video_goal_pass_rate"]["pass_rate"] == 1.0
     assert all(m["like_static_video"] for m in summary["models"].values())
+
+
+def test_static_control_counts_only_a_yes_and_unparseable_answers_show(pytester, vmevalkit_data):
+    """A judge that never answers yes or no: the static video must not count as reaching
+    the goal (before, every answer other than a correct "no" did, 100%), and the
+    unreadable answers are reported for the controls and for each generator."""
+    pytester.makepyfile(test_graded_items=EVAL_TEST)
+    model = pytester.path / "vague.yaml"
+    model.write_text("family: mock\ndefault_response: 'It is hard to tell from these frames.'\n")
+    out = pytester.path / "out"
+    result = pytester.runpytest_inprocess(*QUIET, "--dataset", "vmevalkit_outputs", "--dataset-root", str(vmevalkit_data),
+                                          "--model", str(model), "--results-dir", str(out))
+    summary = json.loads((out / "summary.json").read_text())["vmevalkit"]
+    static = summary["static_video_goal_pass_rate"]
+    assert (static["pass_rate"], static["scored"], static["unparseable"]) == (0.0, 5, 5)
+    assert summary["controls"]["control:static"]["unparseable"] == 5
+    assert summary["controls"]["control:ground_truth"]["unparseable"] == 3  # 2 goal checks and 1 QA
+    assert summary["models"]["copy-gt"]["unparseable"] == 3 and summary["models"]["still-frame"]["unparseable"] == 6
+    assert summary["models"]["still-frame"]["like_static_video"] is True  # 0% vs 0%: cannot be told apart
+    result.stdout.fnmatch_lines(["generator * unparsed  flag", "still-frame * 0% * 0% * 6  like a static video",
+                                 "judge on static * 5  (judge accuracy)",
+                                 "the judge said a static video reaches the goal: 0% of 5 goal checks*5 answers unparseable*"])
 
 
 def test_tiny_native_judge_runs_every_check(pytester, vmevalkit_data):

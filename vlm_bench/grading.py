@@ -20,11 +20,15 @@ def grading_summary(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """Pass rate per generator (overall, goal checks, per domain), the judge's accuracy on
     the controls (ground truth should pass; a static first-frame video should be judged
     not to reach the goal), and a flag on every generator whose goal pass rate cannot be
-    told apart from the static video's (their 95% intervals overlap)."""
+    told apart from the static video's (their 95% intervals overlap). The static video
+    counts as reaching the goal only when the judge says "yes"; answers the scorer cannot
+    read (no yes/no, no number, ...) are counted as ``unparseable``, per control and per
+    generator, so a judge that answers nothing usable shows as such, not as calibrated."""
     overall: dict[str, RateBucket] = defaultdict(RateBucket)
     goal: dict[str, RateBucket] = defaultdict(RateBucket)
     by_domain: dict[str, dict[str, RateBucket]] = defaultdict(lambda: defaultdict(RateBucket))
-    static_yes = RateBucket()  # how often the judge says a static video reaches the goal
+    unparseable: dict[str, int] = defaultdict(int)
+    static_yes = RateBucket()  # how often the judge says "yes": a static video reaches the goal
     for rec in records:
         if not is_graded(rec):
             continue
@@ -32,16 +36,18 @@ def grading_summary(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         generator = meta["generator"]
         overall[generator].add(rec)
         by_domain[generator][meta["domain"]].add(rec)
+        unparseable[generator] += is_unparseable(rec)
         if meta["check"] == "goal":
             goal[generator].add(rec)
             if generator == STATIC and rec.get("error") is None:
-                static_yes.add(dict(rec, passed=not rec.get("passed")))
-    static = static_yes.as_dict()
+                static_yes.add(dict(rec, passed=said_yes(rec)))
+    static = dict(static_yes.as_dict(), unparseable=unparseable[STATIC])
     controls = {
         name: {
             "judge_accuracy": overall[name].as_dict()["pass_rate"] if name in overall else None,
             "overall": overall[name].as_dict() if name in overall else None,
             "per_domain": {d: b.as_dict() for d, b in sorted(by_domain[name].items())},
+            "unparseable": unparseable[name],
         }
         for name in (GROUND_TRUTH, STATIC)
     }
@@ -52,9 +58,30 @@ def grading_summary(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
             "overall": overall[name].as_dict(),
             "goal": goal_rate,
             "per_domain": {d: b.as_dict() for d, b in sorted(by_domain[name].items())},
+            "unparseable": unparseable[name],
             "like_static_video": _overlaps(goal_rate, static) if goal_rate and static["scored"] else None,
         }
     return {"models": models, "controls": controls, "static_video_goal_pass_rate": static}
+
+
+def said_yes(record: Mapping[str, Any]) -> bool:
+    """The judge answered "yes" (records from before ``extracted`` existed: a static goal
+    check that did not pass, as they were counted then)."""
+    if "extracted" in record:
+        return record.get("extracted") == "yes"
+    return not record.get("passed")
+
+
+def is_unparseable(record: Mapping[str, Any]) -> bool:
+    """A scored answer from which the scorer read nothing (no yes/no, no number, ...)."""
+    return (
+        "extracted" in record
+        and record.get("extracted") is None
+        and record.get("error") is None
+        and record.get("answer") is not None
+        and record.get("prediction") is not None
+        and not record.get("missing_media")
+    )
 
 
 def _overlaps(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
@@ -69,14 +96,20 @@ def format_grading(summary: Mapping[str, Any]) -> list[str]:
 
     domains = sorted({d for m in summary["models"].values() for d in m["per_domain"]}
                      | {d for c in summary["controls"].values() for d in c["per_domain"]})
-    lines = [f"{'generator':<24} {'all':>6} {'goal':>6} " + " ".join(f"{d[:10]:>10}" for d in domains) + "  flag"]
+    lines = [f"{'generator':<24} {'all':>6} {'goal':>6} " + " ".join(f"{d[:10]:>10}" for d in domains)
+             + f" {'unparsed':>8}  flag"]
     for name, m in summary["models"].items():
         flag = "like a static video" if m["like_static_video"] else ""
         lines.append(f"{name[:24]:<24} {pct(m['overall']):>6} {pct(m['goal']):>6} "
-                     + " ".join(f"{pct(m['per_domain'].get(d)):>10}" for d in domains) + f"  {flag}")
+                     + " ".join(f"{pct(m['per_domain'].get(d)):>10}" for d in domains)
+                     + f" {m.get('unparseable', 0):>8}  {flag}")
     for name, c in summary["controls"].items():
         lines.append(f"{('judge on ' + name.split(':')[1])[:24]:<24} {pct(c['overall']):>6} {'':>6} "
-                     + " ".join(f"{pct(c['per_domain'].get(d)):>10}" for d in domains) + "  (judge accuracy)")
+                     + " ".join(f"{pct(c['per_domain'].get(d)):>10}" for d in domains)
+                     + f" {c.get('unparseable', 0):>8}  (judge accuracy)")
+    static = summary["static_video_goal_pass_rate"]
+    lines.append(f"the judge said a static video reaches the goal: {pct(static)} of {static['scored']} goal checks "
+                 f"(only an explicit yes counts; {static.get('unparseable', 0)} answers unparseable)")
     return lines
 
 
