@@ -72,3 +72,18 @@ def write_jsonl(tmp_path):
 
 def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+QUIET = ("-p", "no:cacheprovider", "-W", "ignore::pytest.PytestAssertRewriteWarning")
+
+
+@pytest.fixture
+def suite(pytester):
+    """A pytester folder holding the evaluation test, as a user's checkout has it."""
+    pytester.makepyfile(test_run_items=EVAL_TEST)
+    return pytester
+
+
+def run_items(suite, *args, dataset=SMOKE_JSONL):
+    """One in-process pytest session over ``dataset`` (the smoke set by default)."""
+    return suite.runpytest_inprocess(*QUIET, "--dataset", str(dataset), *args)

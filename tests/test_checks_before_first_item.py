@@ -7,18 +7,11 @@ import textwrap
 
 import pytest
 
-from conftest import EVAL_TEST, SMOKE_JSONL, SQUARE_MP4, read_jsonl
+from conftest import QUIET, SMOKE_JSONL, SQUARE_MP4, read_jsonl
 from vlm_bench.config import ConfigError, build_run_config, load_dataset_config, load_model_config
 from vlm_bench.datasets import DatasetError, load_samples
 from vlm_bench.runners.mock_backend import MockEngine
 
-QUIET = ("-p", "no:cacheprovider", "-W", "ignore::pytest.PytestAssertRewriteWarning")
-
-
-@pytest.fixture
-def suite(pytester):
-    pytester.makepyfile(test_run_items=EVAL_TEST)
-    return pytester
 
 
 def refused(suite, *args, dataset=SMOKE_JSONL):

@@ -7,24 +7,13 @@ import shutil
 
 import pytest
 
-from conftest import EVAL_TEST, SMOKE_JSONL, read_jsonl
+from conftest import SMOKE_JSONL, read_jsonl, run_items
 from vlm_bench.cli import main
 from vlm_bench.report import build_report
 from vlm_bench.results import ResultsDirError, read_records, summarize, write_json_atomic
 
-QUIET = ("-p", "no:cacheprovider", "-W", "ignore::pytest.PytestAssertRewriteWarning")
 SMOKE_IDS = [json.loads(line)["id"] for line in SMOKE_JSONL.read_text().splitlines()]
 CUT_UTF8 = '{"id": "日本'.encode()[:-1]  # a write cut inside a three-byte character
-
-
-@pytest.fixture
-def suite(pytester):
-    pytester.makepyfile(test_run_items=EVAL_TEST)
-    return pytester
-
-
-def run(suite, *args):
-    return suite.runpytest_inprocess(*QUIET, "--dataset", str(SMOKE_JSONL), *args)
 
 
 def cli(capsys, *args) -> tuple[int, str, str]:
@@ -37,7 +26,7 @@ def cli(capsys, *args) -> tuple[int, str, str]:
 @pytest.fixture
 def shards(suite, tmp_path):
     for i in range(2):
-        run(suite, "--shard", f"{i}/2", "--results-dir", str(tmp_path / f"s{i}")).assert_outcomes(passed=len(read_jsonl_ids(i)))
+        run_items(suite, "--shard", f"{i}/2", "--results-dir", str(tmp_path / f"s{i}")).assert_outcomes(passed=len(read_jsonl_ids(i)))
     return [tmp_path / "s0", tmp_path / "s1"]
 
 
@@ -62,14 +51,14 @@ def test_cut_utf8_last_line_is_dropped_with_a_warning(tmp_path):
 
 def test_resume_report_merge_and_compare_drop_a_cut_utf8_line(suite, tmp_path, capsys):
     out = tmp_path / "o"
-    run(suite, "--results-dir", str(out)).assert_outcomes(passed=len(SMOKE_IDS))
+    run_items(suite, "--results-dir", str(out)).assert_outcomes(passed=len(SMOKE_IDS))
     with open(out / "items.jsonl", "ab") as fh:
         fh.write(CUT_UTF8)
     for command in (["report", out], ["compare", out, out], ["merge", out, "--out", tmp_path / "m"]):
         code, _, err = cli(capsys, *command)
         assert code == 0, err
         assert "vlm-bench: warning:" in err and "items.jsonl:10: dropping a partial last line" in err
-    resumed = run(suite, "--results-dir", str(out), "--resume", "-W", "default::UserWarning")
+    resumed = run_items(suite, "--results-dir", str(out), "--resume", "-W", "default::UserWarning")
     assert resumed.ret == 0
     resumed.stdout.fnmatch_lines(["*dropping a partial last line*", f"reused {len(SMOKE_IDS)} finished items*"])
     assert len(read_jsonl(out / "items.jsonl")) == len(SMOKE_IDS)
@@ -77,13 +66,13 @@ def test_resume_report_merge_and_compare_drop_a_cut_utf8_line(suite, tmp_path, c
 
 def test_a_damaged_middle_line_is_a_message(suite, tmp_path, capsys):
     out = tmp_path / "o"
-    run(suite, "--results-dir", str(out)).assert_outcomes(passed=len(SMOKE_IDS))
+    run_items(suite, "--results-dir", str(out)).assert_outcomes(passed=len(SMOKE_IDS))
     lines = (out / "items.jsonl").read_bytes().split(b"\n")
     lines[3] = lines[3][:20]
     (out / "items.jsonl").write_bytes(b"\n".join(lines))
     code, _, err = cli(capsys, "report", out)
     assert code == 1 and "items.jsonl:4: not a JSON record; the file is damaged (fix or delete that line)" in err
-    resumed = run(suite, "--results-dir", str(out), "--resume")
+    resumed = run_items(suite, "--results-dir", str(out), "--resume")
     assert resumed.ret == pytest.ExitCode.USAGE_ERROR and "items.jsonl:4: not a JSON record" in resumed.stderr.str()
 
 
@@ -130,16 +119,16 @@ def test_unfinished_shards_and_mixed_plans_are_refused(suite, shards, tmp_path, 
     (shards[1] / "summary.json").unlink()
     code, _, err = cli(capsys, "merge", *shards, "--out", tmp_path / "m")
     assert code == 1 and f"{shards[1]} did not finish (no summary.json" in err
-    run(suite, "--results-dir", str(tmp_path / "whole"))
+    run_items(suite, "--results-dir", str(tmp_path / "whole"))
     code, _, err = cli(capsys, "merge", shards[0], tmp_path / "whole", "--out", tmp_path / "m")
     assert code == 1 and "is a whole run, the others are shards" in err
-    run(suite, "--shard", "1/3", "--results-dir", str(tmp_path / "third"))
+    run_items(suite, "--shard", "1/3", "--results-dir", str(tmp_path / "third"))
     code, _, err = cli(capsys, "merge", shards[0], tmp_path / "third", "--out", tmp_path / "m")
     assert code == 1 and "shards of different plans (of 2 and 3 shards)" in err
 
 
 def test_resume_with_another_shard_is_refused(shards, suite):
-    again = run(suite, "--shard", "0/2", "--results-dir", str(shards[1]), "--resume")
+    again = run_items(suite, "--shard", "0/2", "--results-dir", str(shards[1]), "--resume")
     assert again.ret == pytest.ExitCode.USAGE_ERROR and "shard: 1/2 -> 0/2" in again.stderr.str()
 
 

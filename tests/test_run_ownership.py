@@ -12,13 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import EVAL_TEST, SMOKE_JSONL, read_jsonl
+from conftest import QUIET, SMOKE_JSONL, read_jsonl, run_items
 from vlm_bench import results
 from vlm_bench.results import LOCK_FILE, ResultsDirError, RunLock, lock_holder, merge_results
 from vlm_bench.runners.mock_backend import MockEngine
 from vlm_bench.scheduling import in_shard
 
-QUIET = ("-p", "no:cacheprovider", "-W", "ignore::pytest.PytestAssertRewriteWarning")
 SMOKE_IDS = [json.loads(line)["id"] for line in SMOKE_JSONL.read_text().splitlines()]
 SMOKE_COUNT = len(SMOKE_IDS)
 
@@ -26,41 +25,6 @@ SMOKE_COUNT = len(SMOKE_IDS)
 def pytest_cmd(tmp_path: Path, out: Path, model: str, *extra: str) -> list[str]:
     return [sys.executable, "-m", "pytest", *QUIET[:2], "test_run_items.py", "--dataset", str(SMOKE_JSONL),
             "--model", model, "--results-dir", str(out), "-q", *extra]
-
-
-def slow_model(path: Path, delay_ms: int) -> str:
-    path.write_text(f"family: mock\ndelay_ms: {delay_ms}\n")
-    return str(path)
-
-
-def test_two_runs_started_together_one_owns_the_folder(tmp_path):
-    (tmp_path / "test_run_items.py").write_text(EVAL_TEST)
-    out = tmp_path / "out"
-    procs = {}
-    for name in ("slow_a", "slow_b"):
-        cmd = pytest_cmd(tmp_path, out, slow_model(tmp_path / f"{name}.yaml", 80))
-        procs[name] = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    ended = {}
-    while len(ended) < 2:
-        for name, proc in procs.items():
-            if name not in ended and proc.poll() is not None:
-                ended[name] = (time.monotonic(), *proc.communicate())
-        time.sleep(0.02)
-    codes = {name: proc.returncode for name, proc in procs.items()}
-    assert sorted(codes.values()) == [0, pytest.ExitCode.USAGE_ERROR], ended
-    winner = next(n for n, c in codes.items() if c == 0)
-    loser = next(n for n, c in codes.items() if c != 0)
-    message = ended[loser][2]
-    assert f"is in use by another vlm-bench run (pid {procs[winner].pid} on {socket.gethostname()}" in message
-    assert "Traceback" not in message
-    assert ended[loser][0] < ended[winner][0]  # refused at once, not after the winner's items
-    records = read_jsonl(out / "items.jsonl")
-    assert len(records) == SMOKE_COUNT and len({r["id"] for r in records}) == SMOKE_COUNT
-    assert {r["model"] for r in records} == {winner}
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["manifest"]["config"]["model"]["name"] == winner and summary["total"] == SMOKE_COUNT
-    assert (out / LOCK_FILE).read_text() == ""  # released at the end
-    assert lock_holder(out) is None
 
 
 GATED_TEST = """
@@ -71,6 +35,41 @@ def test_video_qa(vlm_item, vlm_evaluate):
         time.sleep(0.02)
     assert vlm_evaluate(vlm_item).passed
 """
+
+
+def test_two_runs_started_together_one_owns_the_folder(tmp_path):
+    """Two real pytest processes started together on one folder: one takes it, the other
+    is refused while the first waits at its first item (so the refusal cannot depend on
+    how fast either starts)."""
+    (tmp_path / "test_run_items.py").write_text(GATED_TEST)
+    out = tmp_path / "out"
+    procs = {}
+    for name in ("model_a", "model_b"):
+        (tmp_path / f"{name}.yaml").write_text("family: mock\n")
+        cmd = pytest_cmd(tmp_path, out, str(tmp_path / f"{name}.yaml"))
+        procs[name] = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while all(proc.poll() is None for proc in procs.values()) and time.time() < deadline:
+            time.sleep(0.02)
+        loser = next(name for name, proc in procs.items() if proc.poll() is not None)
+        winner = next(name for name in procs if name != loser)
+        assert procs[winner].poll() is None  # still holding the folder at its gate
+    finally:
+        (tmp_path / "go").touch()
+    _, message = procs[loser].communicate(timeout=60)
+    winner_out, winner_err = procs[winner].communicate(timeout=300)
+    assert procs[loser].returncode == pytest.ExitCode.USAGE_ERROR, message
+    assert procs[winner].returncode == 0, winner_out + winner_err
+    assert f"is in use by another vlm-bench run (pid {procs[winner].pid} on {socket.gethostname()}" in message
+    assert "Traceback" not in message
+    records = read_jsonl(out / "items.jsonl")
+    assert len(records) == SMOKE_COUNT and len({r["id"] for r in records}) == SMOKE_COUNT
+    assert {r["model"] for r in records} == {winner}
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["manifest"]["config"]["model"]["name"] == winner and summary["total"] == SMOKE_COUNT
+    assert (out / LOCK_FILE).read_text() == ""  # released at the end
+    assert lock_holder(out) is None
 
 
 def test_xdist_controller_holds_the_lock_for_its_workers(tmp_path):
@@ -136,19 +135,9 @@ def test_without_flock_the_holder_pid_is_checked(tmp_path, monkeypatch):
     assert RunLock.acquire(tmp_path / "out").stale["pid"] == alive.pid
 
 
-@pytest.fixture
-def suite(pytester):
-    pytester.makepyfile(test_run_items=EVAL_TEST)
-    return pytester
-
-
-def run(suite, *args):
-    return suite.runpytest_inprocess(*QUIET, "--dataset", str(SMOKE_JSONL), *args)
-
-
 def refused_before_collection(suite, target: Path, message: str) -> None:
     before = MockEngine.loads
-    result = run(suite, "--results-dir", str(target))
+    result = run_items(suite, "--results-dir", str(target))
     assert result.ret == pytest.ExitCode.USAGE_ERROR, message
     assert message in result.stderr.str() and "Traceback" not in result.stderr.str() + result.stdout.str()
     result.stdout.no_fnmatch_line("*collected*")  # refused while settings are checked
@@ -177,7 +166,7 @@ def test_unwritable_results_dir_is_a_usage_error(suite, tmp_path):
 
 
 def test_resume_with_overwrite_is_refused(suite, tmp_path):
-    result = run(suite, "--results-dir", str(tmp_path / "o"), "--resume", "--overwrite")
+    result = run_items(suite, "--results-dir", str(tmp_path / "o"), "--resume", "--overwrite")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "--resume and --overwrite contradict each other" in result.stderr.str()
 
