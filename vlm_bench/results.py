@@ -212,8 +212,8 @@ class RunLock:
             previous = _read_holder(path)
             if locked is False or (locked is None and previous and _process_alive(previous)):
                 deadline = time.monotonic() + wait_for_name
-                while previous is None and locked is False and time.monotonic() < deadline:
-                    time.sleep(0.05)  # started together: the winner is writing its name
+                while locked is False and (previous is None or not _process_alive(previous)) and time.monotonic() < deadline:
+                    time.sleep(0.05)  # the holder has just locked and is writing its name over a stale one
                     previous = _read_holder(path)
                 hint = f"; if that run is gone, delete {path}" if locked is None else ""
                 raise ResultsDirError(
