@@ -57,3 +57,11 @@ def test_timestamps_that_say_nothing_are_not_used():
     assert usable_timestamps([0.0, 0.2, 0.1], 3) is None
     assert usable_timestamps([0.0, 0.1], 3) is None
     assert usable_timestamps([0.5, 0.6, 0.9], 3) == [0.5, 0.6, 0.9]
+
+
+def test_the_seeking_reader_refuses_variable_frame_rate(vfr_video):
+    """PyAV seeks by frame index only where timestamps are index x frame duration."""
+    from vlm_bench.utils.video import MediaError, open_reader
+
+    with pytest.raises(MediaError, match="constant-frame-rate"):
+        open_reader(str(vfr_video), "pyav")

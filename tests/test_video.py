@@ -74,9 +74,58 @@ def test_select_frames_meta_and_content(reader):
     assert all(f.shape == (96, 128, 3) and f.dtype == np.uint8 for f in frames)
 
 
-def test_auto_prefers_decord():
+def test_auto_reads_a_short_clip_sequentially():
     _, meta = select_frames(SQUARE_MP4, max_frames=4)
-    assert meta.reader == "decord"
+    assert meta.reader == "opencv"  # 48 frames: nothing to skip by seeking
+
+
+@pytest.fixture(scope="module")
+def long_gop_clip(tmp_path_factory):
+    """600 frames with a keyframe every 24: picks far apart are cheaper to reach by seeking."""
+    from vlm_bench.utils.synthetic import indexed_frame, write_video
+
+    path = tmp_path_factory.mktemp("seek") / "keyframes.mp4"
+    base = np.full((64, 96, 3), 80, np.uint8)
+    write_video(path, (indexed_frame(i, base) for i in range(600)), fps=24, options={"crf": "12", "g": "24", "bf": "2"})
+    return path
+
+
+@pytest.mark.parametrize("max_frames", [4, 8, 12])
+def test_auto_seeks_when_picks_are_far_apart_and_gets_the_same_frames(long_gop_clip, max_frames):
+    pytest.importorskip("av")
+    frames, meta = select_frames(long_gop_clip, max_frames)
+    assert meta.reader == "pyav"
+    seq_frames, seq_meta = select_frames(long_gop_clip, max_frames, reader="opencv")
+    assert meta.selected_indices == seq_meta.selected_indices and meta.num_frames_total == 600
+    assert all(np.array_equal(a, b) for a, b in zip(frames, seq_frames))
+    assert [band_index(f) for f in frames] == [i % 62 for i in meta.selected_indices]
+
+
+def test_dense_picks_on_a_long_clip_stay_sequential(long_gop_clip):
+    _, meta = select_frames(long_gop_clip, 64)  # 9 frames apart: every group of pictures is decoded anyway
+    assert meta.reader == "opencv"
+
+
+def test_without_pyav_decord_seeks_only_far_apart_picks(long_gop_clip, monkeypatch):
+    import vlm_bench.utils.video as video
+
+    monkeypatch.setattr(video, "pyav_available", lambda: False)
+    assert select_frames(long_gop_clip, 8)[1].reader == "opencv"  # 75 frames apart
+    monkeypatch.setattr(video, "DECORD_MIN_GAP", 50)
+    frames, meta = select_frames(long_gop_clip, 8)
+    assert meta.reader == "decord" and [band_index(f) for f in frames] == [i % 62 for i in meta.selected_indices]
+
+
+def test_timestamps_that_do_not_map_to_frames_fall_back_to_a_sequential_read(long_gop_clip, monkeypatch):
+    pytest.importorskip("av")
+    import vlm_bench.utils.video as video
+
+    def confused(self, pts, strict=True):
+        raise video._NotSeekable("timestamp between frames")
+
+    monkeypatch.setattr(video.PyAVReader, "_index_of", lambda self, pts, strict=True: 0 if not strict else confused(self, pts))
+    frames, meta = select_frames(long_gop_clip, 8)
+    assert meta.reader == "opencv" and [band_index(f) for f in frames] == [i % 62 for i in meta.selected_indices]
 
 
 @pytest.mark.parametrize("video", [SQUARE_MP4, COLOUR_MP4], ids=["square", "colour"])

@@ -142,7 +142,7 @@ def _read(media: str, reader: str | None, indices: list[int]) -> list[np.ndarray
     if reader == "image-folder":
         files = sorted(f for f in os.listdir(media) if f.lower().endswith(IMAGE_SUFFIXES))
         return [cv2.cvtColor(cv2.imread(os.path.join(media, files[i])), cv2.COLOR_BGR2RGB) for i in indices]
-    return open_reader(media, reader if reader in ("decord", "opencv") else "auto").read(indices)
+    return open_reader(media, reader if reader in ("decord", "opencv", "pyav") else "auto").read(indices)
 
 
 def _data_uri(png: bytes) -> str:
