@@ -185,6 +185,31 @@ def test_the_13b_distilled_entry_runs_through_ltx_condition_pipeline(tmp_path):
     assert record.video["num_frames"] == 9
 
 
+def test_memory_options_reach_the_pipeline_or_say_why_not(tmp_path):
+    runner = runner_for("tiny-ltx-video", tmp_path, vae_tiling=True, vae_slicing=True)
+    vae = runner.generator.pipe.vae
+    assert vae.use_tiling and vae.use_slicing
+    assert runner.run(fixture_tasks()[3])[0].passed
+    cfg = resolve_generator("tiny-svd")
+    with pytest.raises(GeneratorUnavailable, match=r"its VAE \(AutoencoderKLTemporalDecoder\) has no enable_tiling"):
+        create_generator(cfg, cfg.settings({"vae_tiling": True})).load()
+    with pytest.raises(GeneratorUnavailable, match="--cpu-offload model needs a CUDA GPU"):
+        create_generator(cfg, cfg.settings({"cpu_offload": "model"})).load()
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("offload", ["none", "model", "sequential"])
+def test_tiny_pipeline_on_a_gpu(offload, tmp_path):
+    """bf16 on the GPU (the catalog's default dtype there), with each CPU-offload mode."""
+    cfg = resolve_generator("tiny-ltx-video")
+    runner = GenerationRunner(cfg, cfg.settings({"dtype": "bfloat16", "cpu_offload": offload}, cuda=True), tmp_path)
+    runner.load()
+    assert runner.generator.device == "cuda"
+    record, _ = runner.run(fixture_tasks()[0])
+    assert record.passed, record.error
+    assert record.meta["result_metadata"]["device"] == "cuda"
+
+
 def test_same_seed_same_bytes_other_seed_other_video(tmp_path):
     task = fixture_tasks()[4]
     videos = []

@@ -125,9 +125,13 @@ class DiffusersGenerator:
         for wanted, method in ((s.vae_tiling, "enable_tiling"), (s.vae_slicing, "enable_slicing")):
             if wanted:
                 vae = getattr(pipe, "vae", None)
-                if not hasattr(vae, method):
-                    raise GeneratorUnavailable(f"generator {self.name!r}: its VAE ({type(vae).__name__}) has no {method}")
-                getattr(vae, method)()
+                try:
+                    getattr(vae, method)()
+                except (AttributeError, NotImplementedError):
+                    raise GeneratorUnavailable(
+                        f"generator {self.name!r}: its VAE ({type(vae).__name__}) has no {method}; "
+                        f"drop --vae-{method.removeprefix('enable_')}"
+                    ) from None
         pipe.set_progress_bar_config(disable=True)
         self._params = dict(inspect.signature(pipe.__call__).parameters)
         takes_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in self._params.values())
