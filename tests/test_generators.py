@@ -248,6 +248,7 @@ def test_session_writes_vmevalkit_tree_that_grading_reads(gen_suite, tmp_path):
         assert copied == sorted(expected)
     records = read_jsonl(res / "items.jsonl")
     assert sorted(r["id"] for r in records) == TASK_IDS and all(r["passed"] and r["video"]["num_frames"] == 9 for r in records)
+    assert {r["backend"] for r in records} == {"diffusers"}
     summary = json.loads((res / "summary.json").read_text())
     assert summary["generation"]["success_rate"] == 1.0 and summary["pass_rate"] == 1.0
     # the existing grading dataset reads the tree as it is
@@ -295,6 +296,24 @@ def test_a_video_that_fails_its_check_is_a_failed_run_without_video(gen_suite, t
     assert run.video is None and run.metadata["output"]["video_path"] is None  # readers never take it as generated
     assert not list((out / "wrong" / "test_task" / "test_0003").glob(".*.partial"))
     assert tree.tree_stats(out)["wrong"] == {"tasks": 1, "generated": 0, "success_rate": 0.0, "seconds_per_video": None}
+
+
+def test_a_full_disk_fails_the_task_not_the_session(tmp_path, monkeypatch):
+    import errno
+
+    def full(self, task):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    cfg = api_config()
+    runner = GenerationRunner(cfg, cfg.settings(), tmp_path, generator=FakeAPIGenerator(cfg, cfg.settings()))
+    tasks = fixture_tasks()
+    with monkeypatch.context() as m:
+        m.setattr(tree.Staging, "copy_question", full)
+        record, reused = runner.run(tasks[0])
+    assert not record.passed and not reused and "No space left on device" in record.error
+    assert str(tmp_path) in record.error
+    assert runner.run(tasks[0])[0].passed  # space again: the task is made, its leftovers cleared
+    assert not tree.interrupted_runs(tree.task_output_dir(tmp_path, "fake-api", tasks[0]))
 
 
 def test_unavailable_generator_stops_the_session_with_what_it_needs(gen_suite, tmp_path):

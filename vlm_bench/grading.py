@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from vlm_bench.datasets.vmevalkit_outputs import GROUND_TRUTH, KIND, STATIC, output_folder
+from vlm_bench.generation.tree import vmevalkit_metadata
 from vlm_bench.results import RateBucket, fmt_rate, write_json_atomic
 
 
@@ -132,44 +133,41 @@ def write_output_tree(results_dir: str | Path, records: Iterable[Mapping[str, An
         original = meta.get("run_metadata") or {}
         errors = [r["error"] for r in recs if r.get("error")]
         question_dir = meta["question_dir"]
-        document = {
-            "inference": {
-                "run_id": run_id or f"{folder_model}_{task_id}",
-                "model": generator,
-                "timestamp": (original.get("inference") or {}).get("timestamp"),
-                "status": "failed" if errors else "success",
-                "duration_seconds": round(sum(r.get("latency_ms") or 0 for r in recs) / 1000, 3),
-                "error": "; ".join(errors) or None,
-            },
-            "input": {
-                "prompt": meta.get("prompt"),
-                "image_path": str(Path(question_dir) / "first_frame.png"),
-                "question_id": task_id,
-                "task_category": domain,
-            },
-            "output": {"video_path": meta.get("video_path")},
-            "paths": {
-                "inference_dir": str(out_dir),
-                "video_dir": str(Path(meta["video_path"]).parent) if meta.get("video_path") else None,
-                "question_dir": question_dir,
-            },
-            "question_data": meta.get("question_data") or {},
-            "judge": {
-                **judge,
-                "checks": [
-                    {
-                        "check": r["meta"]["check"],
-                        "question": r["question"],
-                        "expected": r["answer"],
-                        "answer": r.get("prediction"),
-                        "frames": (r.get("video") or {}).get("selected_indices"),
-                        "score": r.get("score"),
-                        "passed": r.get("passed"),
-                        "error": r.get("error"),
-                    }
-                    for r in recs
-                ],
-            },
+        original_output = original.get("output") or {}
+        document = vmevalkit_metadata(
+            run_id=run_id or f"{folder_model}_{task_id}",
+            model=generator,
+            timestamp=(original.get("inference") or {}).get("timestamp"),
+            status="failed" if errors else "success",
+            duration_seconds=sum(r.get("latency_ms") or 0 for r in recs) / 1000,
+            error="; ".join(errors) or None,
+            prompt=meta.get("prompt"),
+            image_path=str(Path(question_dir) / "first_frame.png"),
+            question_id=task_id,
+            task_category=domain,
+            video_path=meta.get("video_path"),
+            generation_id=original_output.get("generation_id"),
+            video_url=original_output.get("video_url"),
+            inference_dir=str(out_dir),
+            video_dir=str(Path(meta["video_path"]).parent) if meta.get("video_path") else None,
+            question_dir=question_dir,
+            question_data=meta.get("question_data") or {},
+        )
+        document["judge"] = {
+            **judge,
+            "checks": [
+                {
+                    "check": r["meta"]["check"],
+                    "question": r["question"],
+                    "expected": r["answer"],
+                    "answer": r.get("prediction"),
+                    "frames": (r.get("video") or {}).get("selected_indices"),
+                    "score": r.get("score"),
+                    "passed": r.get("passed"),
+                    "error": r.get("error"),
+                }
+                for r in recs
+            ],
         }
         write_json_atomic(out_dir / "metadata.json", document)
         written.append(out_dir / "metadata.json")

@@ -129,6 +129,11 @@ class GenerationRunner:
             self.load_seconds += time.perf_counter() - started
 
     @property
+    def backend(self) -> str:
+        """What makes the videos, for the records: the engine's name (diffusers), else the kind."""
+        return getattr(self.generator, "backend", None) or self.cfg.kind
+
+    @property
     def load_count(self) -> int:
         return getattr(self.generator, "load_count", 0) if self.generator else 0
 
@@ -138,9 +143,11 @@ class GenerationRunner:
         """(record, reused): the task's outcome, reused when a finished run exists."""
         with self._lock:
             future = self._inflight.pop(task.uid, None)
-        if future is not None:
-            return future.result()
-        return self._run(task)
+        try:
+            return future.result() if future is not None else self._run(task)
+        except OSError as exc:  # a full disk, a lost mount: this task fails, the session goes on
+            return self._record(task, None, "", GenerationResult(False, None, None, 0.0, "", self.name, "failed"),
+                                None, f"cannot write the run under {self.outputs_dir}: {exc}", 0.0), False
 
     def prefetch(self, upcoming: Sequence[GenerationTask]) -> None:
         """Start upcoming tasks in the background, up to the generator's concurrency
@@ -191,6 +198,9 @@ class GenerationRunner:
                                                               generation_id=generation_id, **document))
 
             result = self._generate(task, staging.video_path, resume_id, submitted)
+            elsewhere = Path(result.video_path) if result.success and result.video_path else None
+            if elsewhere is not None and elsewhere != staging.video_path and elsewhere.is_file():
+                shutil.move(elsewhere, staging.video_path)  # a wrapper that picked its own file name
             checked, error = None, result.error
             if result.success:
                 try:
@@ -253,14 +263,14 @@ class GenerationRunner:
 
     # ------------------------------------------------------------ records
 
-    def _record(self, task: GenerationTask, run_dir: Path, run_id: str, result: GenerationResult,
+    def _record(self, task: GenerationTask, run_dir: Path | None, run_id: str, result: GenerationResult,
                 checked: Mapping[str, Any] | None, error: str | None, seconds: float) -> ItemRecord:
         ok = error is None
         return ItemRecord(
             id=task.id,
             dataset=task.dataset,
             model=self.name,
-            backend=self.cfg.kind,
+            backend=self.backend,
             quant="none",
             category=task.domain,
             question=task.prompt,
@@ -281,9 +291,9 @@ class GenerationRunner:
             meta={
                 "kind": KIND,
                 "generator": self.name,
-                "run_id": run_id,
-                "inference_dir": str(run_dir),
-                "generation_id": result.generation_id or run_id,
+                "run_id": run_id or None,
+                "inference_dir": str(run_dir) if run_dir else None,
+                "generation_id": result.generation_id or run_id or None,
                 "generation_seconds": round(result.duration_seconds, 3),
                 "reused": False,
                 "result_metadata": _plain_json(result.metadata),
@@ -294,7 +304,7 @@ class GenerationRunner:
         inference = run.metadata.get("inference") or {}
         took = inference.get("duration_seconds")
         return ItemRecord(
-            id=task.id, dataset=task.dataset, model=self.name, backend=self.cfg.kind, quant="none",
+            id=task.id, dataset=task.dataset, model=self.name, backend=self.backend, quant="none",
             category=task.domain, question=task.prompt, answer=None, prediction=str(run.video),
             scorer=SCORER, score=1.0, passed=True,
             latency_ms=round(took * 1000, 3) if isinstance(took, (int, float)) else None,

@@ -166,6 +166,44 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def vmevalkit_metadata(
+    *,
+    run_id: str,
+    model: str,
+    timestamp: str | None,
+    status: str,
+    duration_seconds: float | None,
+    error: str | None,
+    prompt: str | None,
+    image_path: str,
+    question_id: str,
+    task_category: str,
+    video_path: str | None,
+    generation_id: str | None,
+    video_url: str | None,
+    inference_dir: str,
+    video_dir: str | None,
+    question_dir: str,
+    question_data: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The five sections of VMEvalKit's metadata.json, in its order (also what grading
+    writes beside the judged videos)."""
+    return {
+        "inference": {
+            "run_id": run_id,
+            "model": model,
+            "timestamp": timestamp,
+            "status": status,
+            "duration_seconds": None if duration_seconds is None else round(duration_seconds, 3),
+            "error": error,
+        },
+        "input": {"prompt": prompt, "image_path": image_path, "question_id": question_id, "task_category": task_category},
+        "output": {"video_path": video_path, "generation_id": generation_id, "video_url": video_url},
+        "paths": {"inference_dir": inference_dir, "video_dir": video_dir, "question_dir": question_dir},
+        "question_data": dict(question_data),
+    }
+
+
 def metadata_document(
     *,
     task: GenerationTask,
@@ -181,38 +219,18 @@ def metadata_document(
     video: bool = False,
     generation: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """VMEvalKit's metadata.json. Paths point at the run's final place."""
+    """A generated run's metadata.json; its paths point at the run's final place."""
     video_dir = run_dir / "video"
     question_data = dict(task.question_data)
     question_data.setdefault("id", task.task_id)
     question_data.setdefault("domain", task.domain)
-    document = {
-        "inference": {
-            "run_id": run_id,
-            "model": generator,
-            "timestamp": timestamp,
-            "status": status,
-            "duration_seconds": None if duration_seconds is None else round(duration_seconds, 3),
-            "error": error,
-        },
-        "input": {
-            "prompt": task.prompt,
-            "image_path": str(task.first_frame),
-            "question_id": task.task_id,
-            "task_category": task.domain,
-        },
-        "output": {
-            "video_path": str(video_dir / VIDEO_NAME) if video else None,
-            "generation_id": generation_id,
-            "video_url": video_url,
-        },
-        "paths": {
-            "inference_dir": str(run_dir),
-            "video_dir": str(video_dir),
-            "question_dir": str(run_dir / "question"),
-        },
-        "question_data": question_data,
-    }
+    document = vmevalkit_metadata(
+        run_id=run_id, model=generator, timestamp=timestamp, status=status, duration_seconds=duration_seconds,
+        error=error, prompt=task.prompt, image_path=str(task.first_frame), question_id=task.task_id,
+        task_category=task.domain, video_path=str(video_dir / VIDEO_NAME) if video else None,
+        generation_id=generation_id, video_url=video_url, inference_dir=str(run_dir), video_dir=str(video_dir),
+        question_dir=str(run_dir / "question"), question_data=question_data,
+    )
     if generation is not None:
         document["generation"] = dict(generation)
     return document
