@@ -153,7 +153,6 @@ class GenerationSession:
         self.records: list[dict[str, Any]] = []
         self.reused: dict[str, dict[str, Any]] = {}
         self.workers: dict[str, dict[str, Any]] = {}
-        self.other_failures = 0
         self.summary: dict[str, Any] | None = None
         self.gpus: list[str] = []
         self.gpus_per_worker = 0
@@ -268,8 +267,6 @@ class GenerationSession:
             if worker:
                 self.workers[worker["worker"]] = worker
             self.report_progress()
-        elif report.failed:
-            self.other_failures += 1
 
     def report_progress(self) -> None:
         mode = self.config.getoption("vlm_progress")
