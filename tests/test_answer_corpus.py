@@ -75,3 +75,22 @@ def test_agreement_table_in_the_docs_is_current():
 
     docs = (Path(__file__).resolve().parent.parent / "docs" / "scoring.md").read_text(encoding="utf-8")
     assert markdown_table() in docs, "regenerate with: python tests/answer_corpus/agreement.py"
+
+
+@pytest.mark.parametrize("text, choice, yesno, number", [
+    ("A " * 50000, "A", None, None),
+    ("the the the " * 20000, None, None, None),  # took minutes before the cue repetition was bounded
+    ("the answer the answer " * 10000, None, None, None),
+    ("(" * 50000, None, None, None),
+    ("yes no " * 30000, None, None, None),
+    (" " * 200000 + "B", "B", None, None),
+    ("neither " * 20000, None, None, None),
+    ("<think> " * 20000 + "</think> B", "B", None, None),
+    ("1 2 3 " * 5000, None, None, 1.0),
+    ("\x00\ufeff\u200b", None, None, None),
+])
+def test_huge_and_odd_responses(text, choice, yesno, number):
+    """Degenerate outputs (repetition loops, control characters) come back with an answer
+    or None, in time linear in their length."""
+    options = ["A. cat", "B. dog", "C. bird", "D. fish"]
+    assert (extract_choice(text, options), extract_yesno(text), extract_number(text)) == (choice, yesno, number)

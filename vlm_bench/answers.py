@@ -30,7 +30,8 @@ def prepare(text: str | None) -> str:
     ``(B)``), reasoning inside ``<think>`` dropped, markdown emphasis and heading marks
     removed (a heading "Answer" reads as "Answer:")."""
     text = unicodedata.normalize("NFKC", text or "").translate(_QUOTES)
-    text = _THINK.sub(" ", text)
+    if "</think>" in text:
+        text = _THINK.sub(" ", text)
     text = _HEADING.sub(lambda m: f"{m.group(1)}:" if m.group(1) else "", text)
     return _EMPHASIS.sub("", text).strip()
 
@@ -67,7 +68,7 @@ def _negated(text: str, start: int, end: int) -> bool:
 # Cues that introduce the committed answer. Each is followed by the letter pattern below.
 _MC_CUES = (
     # the answer is / Answer: / best option: / the correct choice would be / my final answer =
-    r"\b(?:(?:the|my|final|correct|right|best|most\s+likely|most\s+appropriate|only|true)\s+)*"
+    r"\b(?:(?:the|my|final|correct|right|best|most\s+likely|most\s+appropriate|only|true)\s+){0,3}"
     r"(?:answer|option|choice)s?\s*(?:(?:is|would\s+be|should\s+be|will\s+be|must\s+be|seems\s+to\s+be|"
     r"appears\s+to\s+be|=)\s*:?|:|-|–|—)",
     r"\bI(?:\s+would|'d|\s+will|'ll)?\s+(?:choose|select|pick|go\s+with|say)\b[\s:]*",
@@ -98,7 +99,7 @@ _MC_LINE_LABEL = re.compile(r"(?m)^\s*(?:(?:option|choice)\s+)?[\(\[]?([A-Z])(?:
 _MC_MENTION = re.compile(r"(?:\b(?:option|choice)\s+|\()?(?<![A-Za-z0-9'])(?P<letter>[A-Z])" + _END + r"\)?")
 _NONE_OF_THEM = re.compile(
     r"\bnone\s+of\s+(?:the\s+)?(?:above|options|choices|answers|these|them|those)\b|"
-    r"\bno\s+(?:correct|right|valid|matching|suitable)\s+(?:answer|option|choice)|\bneither\b.*\bnor\b|"
+    r"\bno\s+(?:correct|right|valid|matching|suitable)\s+(?:answer|option|choice)|\bneither\b.{0,80}?\bnor\b|"
     r"\ball\s+(?:of\s+the\s+)?options\s+are\s+(?:wrong|incorrect)|以上都不|都不(?:是|对|正确)",
     re.I | re.S,
 )
@@ -126,7 +127,7 @@ def _is_letter(text: str, pos: int, valid: str) -> bool:
     if ch.upper() not in valid:
         return False
     if ch in "AaI" or ch.islower():
-        follow = re.match(r"\s+([A-Za-z]+)", text[pos + 1 :])
+        follow = re.match(r"\s+([A-Za-z]+)", text[pos + 1 : pos + 40])
         if follow and follow.group(1)[0].islower() and follow.group(1).lower() not in _LETTER_FOLLOWERS:
             return False
     return True
@@ -270,12 +271,12 @@ _YESNO_VALUE = dict(_YESNO_WORDS)
 # Words that keep a leading "no" an answer ("No, it does not", "No it doesn't");
 # any other word makes it a determiner ("No change is visible").
 _AFTER_NO = {"it", "the", "this", "that", "there", "they", "he", "she", "we", "i", "not", "nothing", "none", "way",
-             "video", "because", "as", "since", "but", "and", "in", "at"}
+             "video", "because", "as", "since", "but", "and", "in", "at", "no", "yes", "or"}
 # Answer words other than yes/no ("Correct.", "True") count only on their own.
 _STANDALONE_ONLY = {"correct", "incorrect", "true", "false", "sure", "indeed", "certainly", "definitely",
                     "absolutely", "affirmative", "negative", "of course", "正确"}
 _YESNO_CUE = re.compile(
-    r"(?:\b(?:the\s+|my\s+|final\s+)*answer\s*(?:is|would\s+be|:|=)|\bso|\btherefore|\bthus|\bhence|\bi\s+would\s+say|"
+    r"(?:\b(?:the\s+|my\s+|final\s+){0,3}answer\s*(?:is|would\s+be|:|=)|\bso|\btherefore|\bthus|\bhence|\bi\s+would\s+say|"
     r"\bi'd\s+say|\bin\s+short|\bin\s+conclusion|\boverall|答案是|答案:|所以)\s*[,:]?\s*(?P<word>" + _YESNO_ALT + r")"
     + r"(?![a-z])",
     re.I,
@@ -284,18 +285,32 @@ _YESNO_FINAL = re.compile(r"(?:^|[:;,\-–—]\s*)(?P<word>yes|no|yeah|nope)[.!]
 _SENTENCE_START = re.compile(r"(?:^|[.!?;\n]\s*)(?:(?:well|hmm|ok|okay|so|oh)\s*[,!]?\s*)?(?P<word>" + _YESNO_ALT + r")(?![a-z])", re.I)
 
 
-def _leading_answer(text: str, match: re.Match) -> str | None:
-    word = match.group("word").lower()
-    rest = text[match.end("word") :]
-    if re.match(r"\s*(?:and|or|/|,\s*(?:and|or)?)\s*(?:" + _YESNO_ALT + r")(?![a-z])", rest, re.I):
-        return "both"  # "yes and no", "yes or no"
-    if word in _STANDALONE_ONLY and re.match(r"\s*[a-z]", rest, re.I):
-        return None  # "Correct answer ...", "True to life ..."
-    if word == "no":
+_NEXT_ANSWER = re.compile(r"\s*(?:and|or|/|,|;)?\s*(?:and|or)?\s*(?P<word>" + _YESNO_ALT + r")(?![a-z])", re.I)
+
+
+def _answer_word(text: str, match: re.Match) -> str | None:
+    """'yes' / 'no' for the answer word at ``match``, None where it is not used as one: a
+    "no" before a noun is a determiner ("No visible change"), "Correct"/"True" count
+    only on their own ("Correct answer ...")."""
+    word = match.group("word")
+    rest = text[match.end("word") : match.end("word") + 80]
+    if word.lower() in _STANDALONE_ONLY and re.match(r"\s*[a-z]", rest, re.I):
+        return None
+    if word.lower() == "no":
         follow = re.match(r"\s+([a-z]+)", rest, re.I)
         if follow and follow.group(1).lower() not in _AFTER_NO:
-            return None  # "No visible change ..." is a determiner
-    return _YESNO_VALUE.get(word) or _YESNO_VALUE.get(match.group("word"))
+            return None
+    return _YESNO_VALUE.get(word.lower()) or _YESNO_VALUE.get(word)
+
+
+def _leading_answer(text: str, match: re.Match) -> str | None:
+    """The answer word at ``match``, or "both" when the opposite one follows it ("yes and
+    no", "yes or no", "yes, no")."""
+    value = _answer_word(text, match)
+    following = _NEXT_ANSWER.match(text, match.end("word"))
+    if value and following and _answer_word(text, following) not in (None, value):
+        return "both"
+    return value
 
 
 def extract_yesno(prediction: str | None) -> str | None:
@@ -340,7 +355,7 @@ _NUMBER = re.compile(
 _ONE_PRONOUN = re.compile(r"(?:\b(?:the|this|that|which|every|each|any|some|no|a|another)\s+one\b|\bone\s+(?:of|another|by)\b)", re.I)
 _QUALIFIER = r"(?:about|approximately|around|roughly|exactly|only|just|precisely|nearly|almost|over|under)?\s*"
 _STRONG_CUE = re.compile(
-    r"(?:\b(?:the\s+|my\s+|final\s+)*answer\s*(?:is|would\s+be|:|=)|\btotal(?:\s+of|\s+is|\s+count\s+is)?|\bin\s+total\b|"
+    r"(?:\b(?:the\s+|my\s+|final\s+){0,3}answer\s*(?:is|would\s+be|:|=)|\btotal(?:\s+of|\s+is|\s+count\s+is)?|\bin\s+total\b|"
     r"\baltogether\b|\bin\s+all\b|\btherefore\b|\bthus\b|\bhence\b|\bso\b|\bequals?\b|=|\bmakes?\b|\bgives?\b|"
     r"\bcount\s+is\b|\bthere\s+(?:are|is|were|was)\b|\bi\s+count(?:ed)?\b|\bresult\s+is\b|\bcomes\s+to\b|答案是|共)"
     r"\s*,?:?\s*" + _QUALIFIER + r"$",
@@ -388,7 +403,7 @@ _LISTED_AFTER = re.compile(r"^(?:\s+[a-z]+){1,2}\s*(?:,|\band\b|\bplus\b|&)\s*(?
 def _in_range(text: str, match: re.Match) -> bool:
     """Part of a range ("between 3 and 4", "3 or 4", "5-6") or of a list of counts."""
     before = text[max(0, match.start() - 25) : match.start()]
-    after = text[match.end() :]
+    after = text[match.end() : match.end() + 80]
     return bool(_RANGE_AFTER.match(after) or _RANGE_BEFORE.search(before) or _LISTED_AFTER.match(after))
 
 

@@ -33,8 +33,8 @@ def load_videomme(dataset: DatasetConfig) -> list[Sample]:
         if answer not in LETTERS[: len(options)]:
             raise DatasetError(f"{where}: answer {answer!r} is not one of the option letters")
         srt = subtitle_dir / f"{video_id}.srt"
-        found = [p for p in (video_dir / f"{video_id}{e}" for e in extensions) if p.is_file()]
-        video = found[0] if found else video_dir / f"{video_id}{ext}"
+        found = next((p for p in (video_dir / f"{video_id}{e}" for e in extensions) if p.is_file()), None)
+        video = found or video_dir / f"{video_id}{ext}"
         samples.append(
             Sample(
                 id=str(need(row, "question_id", where)),
