@@ -8,7 +8,6 @@ of an environment where vlm-bench is installed; it does nothing until a test ask
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import sys
@@ -44,6 +43,7 @@ LOAD_ERROR_KEY = "vlm_bench_load_error"
 WORKER_KEY = "vlm_bench_worker"
 TRANSPORT_KEYS = (RECORD_KEY, UID_KEY, REUSED_KEY, LOAD_ERROR_KEY, WORKER_KEY)
 GPUS_INPUT = "vlm_bench_gpus"
+UNIT_INPUT = "vlm_bench_unit_size"
 PLUGIN_NAME = "vlm_bench_session"
 MARKERS = (
     "smoke: a small end-to-end subset (mock items, CLI, records, report, resume, tiny native model); pytest -m smoke",
@@ -217,6 +217,7 @@ class VlmBenchSession:
         self._progress: Any = False  # the progress display, built on first use (None: none)
         self.gpus: list[str] = []
         self.gpus_per_worker = 0
+        self.unit_size = 0  # items per xdist work unit at most (see pytest_xdist_make_scheduler)
         self.load_error: str | None = None  # the engine's, as the controller first heard of it
         self.stopped_by: str | None = None  # why stop() ended the session (a server that is down)
         self.deselected_benchmarks = 0
@@ -428,37 +429,60 @@ class VlmBenchSession:
     @pytest.hookimpl(optionalhook=True, tryfirst=True)
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
         """pytest-xdist, controller side: under --dist loadgroup, items about one video form
-        one work unit; other tests are units of their own. Done here rather than with
-        xdist_group marks: pytest 9 node ids no longer take the group suffix xdist 3.8
-        writes into them, so those marks group nothing."""
+        a work unit (several, of ``unit_size`` items, for a video with many questions, so
+        even a dataset of one video spreads over the workers); other tests are units of
+        their own. Done here rather than with xdist_group marks: pytest 9 node ids no
+        longer take the group suffix xdist 3.8 writes into them, so those marks group
+        nothing."""
         if config.getvalue("dist") != "loadgroup":
             return None
         from xdist.scheduler import LoadScopeScheduling
 
         from vlm_bench.config import ConfigError
         from vlm_bench.datasets import DatasetError
+        from vlm_bench.scheduling import unit_size, work_units
 
-        groups = {}
+        units: dict[str, str] = {}
         if self.run.datasets:
             try:
                 samples = self.samples()
-                groups = {pid: _group_name(s) for pid, s in zip(self.item_ids(samples), samples)}
+                workers = config.option.numprocesses if isinstance(config.option.numprocesses, int) else os.cpu_count()
+                self.unit_size = unit_size(len(samples), workers or 1)
+                units = work_units(samples, self.item_ids(samples), self.unit_size)
             except (DatasetError, ConfigError):
                 pass  # collection reports it
 
         class VideoGroupScheduling(LoadScopeScheduling):
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, **kwargs)
+                self.positions: dict[Any, dict[str, int]] = {}
+
             def _split_scope(self, nodeid: str) -> str:
                 if "@" in nodeid:
                     return nodeid.rsplit("@", 1)[-1]
-                return groups.get(_param_id(nodeid), nodeid)
+                return units.get(_param_id(nodeid), nodeid)
+
+            def _assign_work_unit(self, node: Any) -> None:
+                # LoadScopeScheduling's, with each test's position in the worker's
+                # collection looked up in a dict: xdist searches the list for each test,
+                # O(items) per test, minutes for 100,000 items.
+                scope, work_unit = self.workqueue.popitem(last=False)
+                self.assigned_work.setdefault(node, {})[scope] = work_unit
+                positions = self.positions.get(node)
+                if positions is None:
+                    positions = self.positions[node] = {nid: i for i, nid in enumerate(self.registered_collections[node])}
+                node.send_runtest_some([positions[nid] for nid, done in work_unit.items() if not done])
 
         return VideoGroupScheduling(config, log)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
-        """pytest-xdist, controller side: give worker gw<k> its own GPU slice."""
+        """pytest-xdist, controller side: give worker gw<k> its own GPU slice, and the size
+        of the work units (its look-ahead stays within the unit it is running)."""
         from vlm_bench.scheduling import worker_gpus
 
+        if self.unit_size:
+            node.workerinput[UNIT_INPUT] = self.unit_size
         if self.gpus_per_worker:
             index = int(node.gateway.id.removeprefix("gw"))
             node.workerinput[GPUS_INPUT] = ",".join(worker_gpus(index, self.gpus_per_worker, self.gpus))
@@ -531,10 +555,15 @@ class VlmBenchSession:
         """Index the run order for look-ahead, once (O(items)). A single process (not
         xdist): note the items that will be evaluated and claim the results folder when
         there are any (or an empty selection to record)."""
-        from vlm_bench.scheduling import RunOrder, Upcoming
+        from vlm_bench.scheduling import RunOrder, Upcoming, work_units
 
         has_items = False
         entries = []
+        units = {}
+        if not self.is_controller and self.run.datasets:
+            samples = self.samples()
+            size = getattr(self.config, "workerinput", {}).get(UNIT_INPUT) or len(samples)
+            units = work_units(samples, self.item_ids(samples), size)
         for item in session.items:
             if "vlm_item" not in getattr(item, "fixturenames", ()):
                 continue
@@ -546,7 +575,7 @@ class VlmBenchSession:
                 if "vlm_evaluate" in item.fixturenames:
                     self.expected[item.nodeid] = sys.intern(sample.uid)
             else:
-                entries.append((item.nodeid, (item.parent, item.originalname, _group_name(sample)), sample))
+                entries.append((item.nodeid, (item.parent, item.originalname, units.get(_param_id(item.nodeid))), sample))
         if self.is_controller:
             self.collected_here = True
             self.total_items = len(set(self.expected.values()))
@@ -805,10 +834,6 @@ def _vlm_sample(item: pytest.Item) -> Sample | None:
 def drop_transport(props: list[tuple[str, Any]]) -> None:
     if any(key in TRANSPORT_KEYS for key, _ in props):
         props[:] = [(key, value) for key, value in props if key not in TRANSPORT_KEYS]
-
-
-def _group_name(sample: Sample) -> str:
-    return "vlm-" + hashlib.sha1(sample.cluster_key.encode("utf-8")).hexdigest()[:12]
 
 
 def default_results_dir(run: RunConfig) -> Path:

@@ -5,6 +5,7 @@ Python; the plugin applies it."""
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import shutil
 import subprocess
@@ -58,12 +59,40 @@ def check_gpu_plan(workers: int, gpus_per_worker: int, visible: Sequence[str]) -
         )
 
 
+MIN_UNIT = 4  # a video's questions are split no finer than this
+
+
+def video_group(sample: Any) -> str:
+    """The name of a video's questions as one group (a hash of the video, or cluster)."""
+    return "vlm-" + hashlib.sha1(sample.cluster_key.encode("utf-8")).hexdigest()[:12]
+
+
+def unit_size(items: int, workers: int) -> int:
+    """The most items of one video an xdist work unit holds: a quarter of each worker's
+    share (at least ``MIN_UNIT``), so a video with many questions (or a dataset of one
+    video) still spreads over the workers, each decoding it once per unit."""
+    return max(MIN_UNIT, math.ceil(items / (max(1, workers) * 4)))
+
+
+def work_units(samples: Sequence[Any], ids: Sequence[str], size: int) -> dict[str, str]:
+    """Test parameter id -> xdist work unit: a video's questions together, in runs of at
+    most ``size`` consecutive items."""
+    by_video: dict[str, list[str]] = {}
+    for pid, sample in zip(ids, samples):
+        by_video.setdefault(video_group(sample), []).append(pid)
+    units: dict[str, str] = {}
+    for name, pids in by_video.items():
+        for k, pid in enumerate(pids):
+            units[pid] = name if len(pids) <= size else f"{name}-{k // size}"
+    return units
+
+
 class Upcoming:
     """The items a process runs after a given one, for frame prefetch on an xdist worker
     (which runs the work units it is sent, not the collected order).
 
     Built once from the collected items, in order, as ``(node id, list key, sample)``:
-    items with the same list key (one test function and one video) form one list, and
+    items with the same list key (one test function and one work unit) form one list, and
     ``after`` is a slice of it. Items in ``skip`` (records reused from a resumed run) are
     left out."""
 
