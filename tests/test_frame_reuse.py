@@ -191,3 +191,16 @@ def test_two_processes_share_a_small_cache(tmp_path, write_jsonl):
     outs = [p.communicate(timeout=120)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     assert not list((tmp_path / "cache" / "frames").glob(".tmp-*"))
+
+
+def test_prefetch_only_where_decoding_takes_long_enough(write_jsonl):
+    data = questions(write_jsonl, per_video=1)
+    ev, samples = evaluator(data)
+    ev.decode_ms = 1.0  # decodes seen to be quick: decoded in turn, no thread
+    ev.prefetch(samples)
+    assert not ev._media_ahead and ev._executor is None
+    ev.decode_ms = 50.0
+    ev.prefetch(samples)
+    assert len(ev._media_ahead) == 2
+    assert [ev.evaluate(s).passed for s in samples] == [True, True]
+    ev.close()

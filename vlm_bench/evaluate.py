@@ -26,6 +26,7 @@ from vlm_bench.utils.video import FrameBudgetError, MediaError, read_frame_folde
 
 DEFAULT_FRAME_FOLDER_FPS = 3.0  # MVBench's frame folders
 MAX_AHEAD = 16  # prefetched items waiting for their turn, at most
+PREFETCH_MIN_MS = 5.0  # decodes quicker than this are not worth a background thread
 
 
 def decode_frames(
@@ -119,6 +120,7 @@ class Evaluator:
         self._media_ahead: OrderedDict[Hashable, Future] = OrderedDict()  # frames decoding in the background
         self.memory = FrameMemory(int(run.frame_memory_gb * 1024**3))  # frames shared by questions about one video
         self.decodes = 0  # frame decodes (or disk-cache reads) this evaluator did
+        self.decode_ms: float | None = None  # their recent duration (moving average)
         self._video_configs: dict[Hashable, VideoConfig] = {}
         self.max_item_bytes = int(run.item_frames_gb * 1024**3)
         self._item_bytes = 0  # the last decoded item's frames: how many more fit ahead
@@ -180,7 +182,10 @@ class Evaluator:
         return frames, selection
 
     def _decode(self, sample: Sample, video: VideoConfig) -> tuple[tuple[np.ndarray, ...], FrameSelection]:
+        started = time.perf_counter()
         frames, selection = self._decode_or_read(sample, video)
+        took_ms = (time.perf_counter() - started) * 1000
+        self.decode_ms = took_ms if self.decode_ms is None else 0.8 * self.decode_ms + 0.2 * took_ms
         self._item_bytes = sum(f.nbytes for f in frames)
         return frames, selection
 
@@ -202,7 +207,12 @@ class Evaluator:
 
     def prefetch(self, samples: Sequence[Sample]) -> None:
         """Start decoding these items' frames in a background thread while the engine
-        works; items whose frames are already decoded, or on their way, are skipped."""
+        works; items whose frames are already decoded, or on their way, are skipped. Only
+        where it pays: once decodes are seen to take under ``PREFETCH_MIN_MS``, frames are
+        decoded in turn (the thread's hand-off and its contention with the engine cost
+        about what it would save)."""
+        if self.decode_ms is not None and self.decode_ms < PREFETCH_MIN_MS:
+            return
         for sample in samples:
             if sample.uid in self._ready:
                 continue
