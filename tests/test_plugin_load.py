@@ -52,3 +52,24 @@ def test_a_vlm_bench_option_starts_it_at_once(tmp_path):
     (tmp_path / "test_plain.py").write_text("def test_plain():\n    pass\n")
     result = pytest_in(tmp_path, "--model", "no-such-model")
     assert result.returncode == 4 and "unknown model 'no-such-model'" in result.stderr
+
+
+def test_the_latency_benchmark_collects_its_items_only_when_selected():
+    """evals/test_latency.py is deselected by default: one stand-in is collected, not a
+    second copy of every item; -m benchmark collects them all (and one stand-in of the
+    video-QA items, then deselected)."""
+    import re
+
+    from conftest import REPO, SMOKE_JSONL
+
+    def collected(*args):
+        out = subprocess.run([sys.executable, "-m", "pytest", str(REPO / "evals"), "--dataset", str(SMOKE_JSONL),
+                              "--collect-only", "-q", "-p", "no:cacheprovider", *args],
+                             cwd=REPO, capture_output=True, text=True, timeout=120).stdout
+        total = int(re.search(r"\d+/(\d+) tests collected", out).group(1))
+        return sum("test_latency.py::" in line for line in out.splitlines()), total, out
+
+    latency, total, out = collected()
+    assert latency == 0 and total < 9 + 9, out  # 9 items + 1 stand-in (+ other tests), not 9 + 9
+    latency, total, out = collected("-m", "benchmark")
+    assert latency == 9 and total < 9 + 9, out
