@@ -70,10 +70,10 @@ class Option:
 
 OPTIONS: tuple[Option, ...] = (
     Option("--backend", "vlm_backend", "engine: native (transformers), vlmeval (VLMEvalKit), openai (a model behind an OpenAI-compatible server: lmdeploy, vLLM, SGLang, transformers serve) or mock; default: the model YAML's engine", {"choices": BACKENDS}),
-    Option("--base-url", "vlm_base_url", "--backend openai: the server's OpenAI API root, e.g. http://127.0.0.1:23333/v1 (default: the model YAML's server.base_url)"),
-    Option("--api-key-env", "vlm_api_key_env", "--backend openai: the NAME of the environment variable holding the server's key (never the key itself); default: no key"),
+    Option("--base-url", "vlm_base_url", "--backend openai: the server's OpenAI API root, e.g. http://127.0.0.1:23333/v1 (default: the model YAML's server.base_url); with an API --generator: the provider API's base URL (default: its SDK's)"),
+    Option("--api-key-env", "vlm_api_key_env", "--backend openai: the NAME of the environment variable holding the server's key (never the key itself); default: no key. With an API --generator: the variable holding the provider's key (default: the catalog's)"),
     Option("--served-model", "vlm_served_model", "--backend openai: the model id on the server (default: the model YAML's server.model, else the first of GET /v1/models)"),
-    Option("--concurrency", "vlm_concurrency", "--backend openai: requests in flight (the server batches them); default: the model YAML's server.concurrency, else 1", {"type": positive_int}),
+    Option("--concurrency", "vlm_concurrency", "--backend openai: requests in flight (the server batches them); default: the model YAML's server.concurrency, else 1. With --generator: tasks in flight (API generators)", {"type": positive_int}),
     Option("--model", "vlm_model", "catalog name (see configs/models, e.g. internvl3_38b) or a model YAML path; default: mock"),
     Option("--dataset", "vlm_datasets", "JSONL file, dataset YAML or catalog name; repeat for several", {"action": "append"}),
     Option("--dataset-root", "vlm_dataset_roots", "data folder of a benchmark-format dataset (Video-MME, MVBench, NExT-QA, VMEvalKit); NAME=PATH for one of several", {"action": "append"}),

@@ -52,6 +52,40 @@ class GenerationSettings:
 
 
 SETTING_KEYS = tuple(f.name for f in fields(GenerationSettings))
+# The settings an API generator takes from the command line; the rest of its request is
+# its catalog entry's call_args.
+API_SETTING_KEYS = ("seed", "negative_prompt")
+
+
+@dataclass(frozen=True)
+class APIConfig:
+    """How an API generator talks to its provider: the catalog entry's ``api`` mapping,
+    under the command line's --base-url and --upload-to. Where and how fast requests go,
+    not what the video is, so none of it is part of a run's fingerprint. The key is never
+    here: only the name of its environment variable (``needs.api_key``)."""
+
+    provider: str | None = None  # requests_per_minute is shared by the entries of one provider
+    base_url: str | None = None  # None: the SDK's own
+    requests_per_minute: float | None = None  # every request to the provider from this process
+    poll_interval_s: float = 5.0
+    poll_timeout_s: float = 1200.0  # then the task stays pending; the next run polls it again
+    timeout_s: float = 120.0  # one request
+    connect_timeout_s: float = 10.0
+    max_retries: int = 5  # per request, on 429, 5xx and connection errors
+    retry_base_s: float = 2.0  # backoff: base * 2**attempt with jitter (at most 60 s), or Retry-After
+    usd_per_second: float | None = None  # list price per second of video, for the dry run's estimate
+    usd_per_video: float | None = None
+    first_frame: str = "data_uri"  # data_uri, bytes, file, or url (needs an uploader: --upload-to)
+    upload_to: str | None = None  # s3://bucket/prefix: where first frames go when the API needs a URL
+    upload_url_expires_s: int = 86400
+
+    @classmethod
+    def of(cls, cfg: "GeneratorConfig") -> "APIConfig":
+        return cls(**cfg.api)
+
+
+API_KEYS = tuple(f.name for f in fields(APIConfig))
+FIRST_FRAME_MODES = ("data_uri", "bytes", "file", "url")
 
 
 @dataclass(frozen=True)
@@ -91,7 +125,12 @@ class GenerationTask:
 @dataclass(frozen=True)
 class GenerationResult:
     """What ``generate`` returns: VMEvalKit's eight result fields, plus a download URL
-    for generators that host their videos."""
+    for generators that host their videos.
+
+    ``status`` is ``success``, ``failed``, or ``pending``: an API generation that was
+    submitted (``generation_id``) but not fetched in this run (the poll timeout, polls or
+    the download failing past their retries). The runner keeps a pending task's staging
+    folder, so the next run polls that id again instead of paying for a new one."""
 
     success: bool
     video_path: str | None
@@ -99,7 +138,7 @@ class GenerationResult:
     duration_seconds: float
     generation_id: str
     model: str
-    status: str  # "success" or "failed"
+    status: str  # "success", "failed" or "pending"
     metadata: Mapping[str, Any] = field(default_factory=dict)
     video_url: str | None = None
 

@@ -5,12 +5,22 @@ it needs to run. Unknown keys are errors naming them."""
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field, fields
+import re
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
 
 from vlm_bench.config import CONFIG_ROOT, ConfigError, _check_keys, _check_mapping, _is_int, _load_yaml, _plain
-from vlm_bench.generation.base import CPU_OFFLOAD, DTYPES, SETTING_KEYS, GenerationSettings
+from vlm_bench.generation.base import (
+    API_KEYS,
+    API_SETTING_KEYS,
+    CPU_OFFLOAD,
+    DTYPES,
+    FIRST_FRAME_MODES,
+    SETTING_KEYS,
+    APIConfig,
+    GenerationSettings,
+)
 
 GENERATORS_DIR = CONFIG_ROOT / "generators"
 KINDS = ("open_source", "api")
@@ -36,6 +46,7 @@ class GeneratorConfig:
     size_multiple: int = 16  # height and width are multiples of this
     frame_multiple: int = 1  # num_frames = k * frame_multiple + 1 when > 1
     concurrency: int = 1  # tasks in flight at once (API generators)
+    api: Mapping[str, Any] = field(default_factory=dict)  # APIConfig fields (API generators)
     unavailable: str | None = None  # what it needs that this version lacks
     needs: Mapping[str, Any] = field(default_factory=dict)
     description: str | None = None
@@ -86,7 +97,14 @@ def load_generator_config(path: str | Path, name: str | None = None) -> Generato
     for component, dtype in component_dtypes.items():
         if dtype not in DTYPES:
             raise ConfigError(f"{where}: component_dtypes.{component} must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    api = dict(_check_mapping(f"{where}: api", data.get("api")))
+    _check_keys(f"{where}: api", api, API_KEYS)
+    if api and data["kind"] != "api":
+        raise ConfigError(f"{where}: 'api' is for kind: api entries")
+    _check_api_values(f"{where}: api", api)
+    APIConfig(**api)
     data.update(
+        api=api,
         defaults=defaults,
         needs=needs,
         component_dtypes=component_dtypes,
@@ -100,6 +118,23 @@ def load_generator_config(path: str | Path, name: str | None = None) -> Generato
         raise ConfigError(f"{where}: defaults: {exc}") from None
     _check_setting_values(where + ": defaults", defaults)
     return cfg
+
+
+def _check_api_values(where: str, values: Mapping[str, Any]) -> None:
+    for key in ("requests_per_minute", "poll_interval_s", "poll_timeout_s", "timeout_s", "connect_timeout_s",
+                "retry_base_s", "usd_per_second", "usd_per_video"):
+        value = values.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0
+                                  or (value == 0 and key not in ("retry_base_s", "usd_per_second", "usd_per_video"))):
+            raise ConfigError(f"{where}: {key} must be a number > 0, got {value!r}")
+    for key in ("max_retries", "upload_url_expires_s"):
+        if key in values and (not _is_int(values[key]) or values[key] < 0):
+            raise ConfigError(f"{where}: {key} must be a whole number >= 0, got {values[key]!r}")
+    if values.get("first_frame", "data_uri") not in FIRST_FRAME_MODES:
+        raise ConfigError(f"{where}: first_frame must be one of {', '.join(FIRST_FRAME_MODES)}, got {values['first_frame']!r}")
+    for key in ("provider", "base_url", "upload_to"):
+        if values.get(key) is not None and not isinstance(values[key], str):
+            raise ConfigError(f"{where}: {key} must be a string, got {values[key]!r}")
 
 
 def _check_setting_values(where: str, values: Mapping[str, Any]) -> None:
@@ -123,6 +158,15 @@ def check_settings(cfg: GeneratorConfig, settings: GenerationSettings) -> None:
     """Settings the generator cannot honour fail before any task runs."""
     where = f"generator {cfg.name!r}"
     _check_setting_values(where, settings.as_dict())
+    if cfg.kind == "api":
+        unused = [k for k, v in settings.as_dict().items()
+                  if k not in API_SETTING_KEYS and v not in (None, False, "none", GenerationSettings.__dataclass_fields__[k].default)]
+        if unused:
+            raise ConfigError(
+                f"{where} is an API generator: {', '.join(unused)} do not apply to it (it takes --seed and "
+                "--negative-prompt where the provider does); its request is the catalog entry's call_args: "
+                "copy its YAML, edit call_args and pass the copy to --generator"
+            )
     if cfg.frame_multiple > 1 and settings.num_frames is not None and (settings.num_frames - 1) % cfg.frame_multiple:
         k = max(1, round((settings.num_frames - 1) / cfg.frame_multiple))
         raise ConfigError(
@@ -132,6 +176,27 @@ def check_settings(cfg: GeneratorConfig, settings: GenerationSettings) -> None:
         value = getattr(settings, key)
         if value is not None and value % cfg.size_multiple:
             raise ConfigError(f"{where}: {key} must be a multiple of {cfg.size_multiple}, got {value}")
+
+
+def with_transport(cfg: GeneratorConfig, *, base_url: str | None = None, api_key_env: str | None = None,
+                   upload_to: str | None = None) -> GeneratorConfig:
+    """An API entry under the command line's --base-url, --api-key-env and --upload-to."""
+    given = {"--base-url": base_url, "--api-key-env": api_key_env, "--upload-to": upload_to}
+    if cfg.kind != "api":
+        named = [flag for flag, value in given.items() if value]
+        if named:
+            raise ConfigError(f"{', '.join(named)}: for API generators; {cfg.name!r} is {cfg.kind}")
+        return cfg
+    if api_key_env is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", api_key_env):
+        raise ConfigError(f"--api-key-env takes the NAME of an environment variable (never the key itself), got {api_key_env[:3]!r}...")
+    if upload_to is not None and not upload_to.startswith("s3://"):
+        raise ConfigError(f"--upload-to {upload_to!r}: give an S3-compatible bucket as s3://bucket/prefix")
+    api = dict(cfg.api)
+    api.update({k: v for k, v in (("base_url", base_url), ("upload_to", upload_to)) if v})
+    needs = dict(cfg.needs)
+    if api_key_env:
+        needs["api_key"] = api_key_env
+    return replace(cfg, api=api, needs=needs)
 
 
 def generator_catalog() -> dict[str, Path]:
@@ -174,6 +239,12 @@ def requirements(cfg: GeneratorConfig) -> str:
         parts.append(f"GPU {needs['gpu_memory_gb']}+ GB")
     if needs.get("api_key"):
         parts.append(f"${needs['api_key']}")
+    if cfg.api.get("usd_per_second") is not None:
+        parts.append(f"list price ~{cfg.api['usd_per_second']:g} USD/s")
+    elif cfg.api.get("usd_per_video") is not None:
+        parts.append(f"list price ~{cfg.api['usd_per_video']:g} USD/video")
+    if cfg.api.get("first_frame") == "url":
+        parts.append("--upload-to s3://... (the API fetches the first frame by URL)")
     if needs.get("notes"):
         parts.append(str(needs["notes"]))
     return "; ".join(parts) or "-"

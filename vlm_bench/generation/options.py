@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from vlm_bench.generation.base import CPU_OFFLOAD, DTYPES
-from vlm_bench.options import OPTIONS, Option, non_negative_float, positive_float, positive_int
+from vlm_bench.options import OPTIONS, Option, non_negative_float, non_negative_int, positive_float, positive_int
 
 GENERATION_OPTIONS: tuple[Option, ...] = (
     Option("--generator", "gen_generator", "video-generation model: a catalog name (see `vlm-bench generators`) or a generator YAML; turns the session into a generation run over VMEvalKit task pairs"),
@@ -23,6 +23,9 @@ GENERATION_OPTIONS: tuple[Option, ...] = (
     Option("--vae-tiling", "gen_vae_tiling", "decode the video in tiles (less GPU memory)", {"action": "store_true", "default": None}),
     Option("--vae-slicing", "gen_vae_slicing", "decode the video a slice at a time (less GPU memory)", {"action": "store_true", "default": None}),
     Option("--negative-prompt", "gen_negative_prompt", "negative prompt for pipelines that take one"),
+    Option("--dry-run", "gen_dry_run", "list what each task would send (provider, model, request, cost estimate where the catalog has a price) and stop: nothing is sent, uploaded or written", {"action": "store_true"}),
+    Option("--max-generations", "gen_max_generations", "at most N new generations (submissions) in this run; the tasks after them are left for a later run (resumed submissions and finished videos do not count)", {"type": non_negative_int}),
+    Option("--upload-to", "gen_upload_to", "API generators that fetch the first frame by URL (Luma): upload it to this S3-compatible bucket, s3://bucket/prefix (credentials and endpoint: boto3's usual settings)"),
 )
 
 # The suite's options that a generation run uses too (see vlm_bench.options).
@@ -30,6 +33,7 @@ SHARED_DESTS = (
     "vlm_datasets", "vlm_dataset_roots", "vlm_limit", "vlm_categories", "vlm_shard", "vlm_seed", "vlm_results_dir",
     "vlm_overwrite", "vlm_resume", "vlm_gpus_per_worker", "vlm_progress", "vlm_progress_interval",
     "vlm_concurrency",  # for a generator: tasks in flight at once (API generators; default: the generator's)
+    "vlm_base_url", "vlm_api_key_env",  # for an API generator: its provider's base URL, its key's variable
 )
 SHARED_OPTIONS = tuple(o for o in OPTIONS if o.dest in SHARED_DESTS)
 

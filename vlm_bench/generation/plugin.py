@@ -58,11 +58,19 @@ def pytest_configure(config: pytest.Config) -> None:
     session = None
     try:
         session = GenerationSession(config)
-        session.prepare()
+        if config.getoption("gen_dry_run"):
+            lines = session.dry_run()
+        else:
+            session.prepare()
     except (ConfigError, DatasetError, ResultsDirError, GeneratorUnavailable, OSError, ValueError) as exc:
         if session is not None and session.lock is not None:
             session.lock.release()
         raise pytest.UsageError(f"vlm-bench: {exc}") from None
+    if config.getoption("gen_dry_run"):
+        writer = config.get_terminal_writer()
+        for line in lines:
+            writer.line(line)
+        pytest.exit("vlm-bench: dry run, nothing sent", returncode=0)
     config.pluginmanager.register(session, PLUGIN_NAME)
 
 
@@ -109,7 +117,7 @@ class GenerationSession:
 
     def __init__(self, config: pytest.Config):
         from vlm_bench.config import ConfigError, build_run_config
-        from vlm_bench.generation.catalog import resolve_generator
+        from vlm_bench.generation.catalog import resolve_generator, with_transport
         from vlm_bench.results import ResultsWriter, run_info, utc_now
 
         self.config = config
@@ -134,12 +142,17 @@ class GenerationSession:
         self.requested = self.cfg.settings(self.overrides)  # checked now; the dtype is settled per process
         if opt("vlm_concurrency"):
             self.cfg = replace(self.cfg, concurrency=opt("vlm_concurrency"))
+        self.cfg = with_transport(self.cfg, base_url=opt("vlm_base_url"), api_key_env=opt("vlm_api_key_env"),
+                                  upload_to=opt("gen_upload_to"))
+        self.max_generations = opt("gen_max_generations")
         stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
         default = Path(os.environ.get("VLM_BENCH_RESULTS_ROOT", "vlm-results")) / re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{stamp}-generate-{self.cfg.name}")
         self.results_dir = Path(opt("vlm_results_dir")) if opt("vlm_results_dir") else default
         self.fingerprint = {
             "generator": self.cfg.name,
-            "generator_config": {k: v for k, v in self.cfg.as_dict().items() if k not in ("path", "description", "needs")},
+            # where requests go and how many at once do not change the videos: not part of the fingerprint
+            "generator_config": {k: v for k, v in self.cfg.as_dict().items()
+                                 if k not in ("path", "description", "needs", "api", "concurrency")},
             "settings": self.requested.as_dict(),
             "outputs_dir": str(self.outputs_dir),
             "override": bool(opt("gen_override")),
@@ -157,6 +170,8 @@ class GenerationSession:
         self.gpus: list[str] = []
         self.gpus_per_worker = 0
         self.total = 0
+        self.probe = None
+        self.left_for_later = 0
         self._started = time.monotonic()
         self._last_progress = self._started
 
@@ -167,7 +182,7 @@ class GenerationSession:
         from vlm_bench.results import ITEMS_FILE, RunLock, prepare_results_dir, read_records, record_uid
         from vlm_bench.scheduling import plan_worker_gpus
 
-        generator = create_generator(self.cfg, self.requested)
+        generator = self.probe = create_generator(self.cfg, self.requested)
         if hasattr(generator, "check"):
             generator.check()
         opt = self.config.getoption
@@ -179,6 +194,20 @@ class GenerationSession:
                                                                opt("vlm_gpus_per_worker"))
         elif opt("vlm_resume") and (self.results_dir / ITEMS_FILE).exists():
             self.reused = {record_uid(r): r for r in read_records(self.results_dir / ITEMS_FILE)}
+
+    def plan(self, tasks: list["GenerationTask"], generator) -> list:
+        from vlm_bench.generation.plan import plan
+
+        return plan(tasks, self.outputs_dir, self.cfg.name, override=bool(self.config.getoption("gen_override")),
+                    resumable=bool(getattr(generator, "resumable", False)), max_generations=self.max_generations)
+
+    def dry_run(self) -> list[str]:
+        """What the run would send, task by task; nothing is sent, uploaded or written."""
+        from vlm_bench.generation.base import create_generator
+        from vlm_bench.generation.plan import dry_run_lines
+
+        generator = create_generator(self.cfg, self.requested)
+        return dry_run_lines(self.cfg, self.requested, generator, self.plan(self.tasks(), generator), self.outputs_dir)
 
     def tasks(self) -> list["GenerationTask"]:
         from vlm_bench.datasets import load_samples, select_samples
@@ -199,7 +228,8 @@ class GenerationSession:
 
         if self._runner is None:
             settings = self.cfg.settings(self.overrides, cuda=_cuda_available() if self.cfg.kind == "open_source" else None)
-            runner = GenerationRunner(self.cfg, settings, self.outputs_dir, override=self.config.getoption("gen_override"))
+            runner = GenerationRunner(self.cfg, settings, self.outputs_dir, override=self.config.getoption("gen_override"),
+                                      max_generations=self.max_generations)
             runner.load()
             self._runner = runner
         return self._runner
@@ -239,6 +269,26 @@ class GenerationSession:
             pytest.fail(f"vlm-bench: {exc}", pytrace=False)
         ids = [t.id if len(self.run.datasets) == 1 else f"{t.dataset}/{t.id}" for t in tasks]
         metafunc.parametrize("gen_task", tasks, ids=ids)
+
+    @pytest.hookimpl
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        """--max-generations: tasks past the cap of new submissions are left for a later run."""
+        if self.max_generations is None:
+            return
+        tasks = [t for t in map(_task_of, items) if t is not None]
+        later = {p.task.uid for p in self.plan(tasks, self.probe) if p.action == "later"}
+        drop = [it for it in items if _task_of(it) is not None and _task_of(it).uid in later]
+        if drop:
+            config.hook.pytest_deselected(items=drop)
+            items[:] = [it for it in items if it not in drop]
+            self.left_for_later = len(drop)
+
+    @pytest.hookimpl
+    def pytest_report_collectionfinish(self, config: pytest.Config, items: list[pytest.Item]) -> list[str]:
+        if not self.left_for_later:
+            return []
+        return [f"vlm-bench: {self.left_for_later} task(s) deselected by --max-generations {self.max_generations}: "
+                "left for a later run"]
 
     @pytest.hookimpl
     def pytest_collection_finish(self, session: pytest.Session) -> None:

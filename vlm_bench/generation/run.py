@@ -105,6 +105,7 @@ class GenerationRunner:
         *,
         override: bool = False,
         generator: Generator | None = None,
+        max_generations: int | None = None,
     ):
         self.cfg = cfg
         self.settings = settings
@@ -112,6 +113,8 @@ class GenerationRunner:
         self.override = override
         self.generator = generator
         self.load_seconds = 0.0
+        self.max_generations = max_generations  # new submissions this runner may make
+        self.new_generations = 0
         self._pool: ThreadPoolExecutor | None = None
         self._inflight: dict[str, Future] = {}
         self._lock = threading.Lock()
@@ -185,6 +188,11 @@ class GenerationRunner:
                 resume_id = (resume.metadata.get("output") or {}).get("generation_id")
                 timestamp = resume.timestamp or now.isoformat()
             else:
+                with self._lock:
+                    over = self.max_generations is not None and self.new_generations >= self.max_generations
+                    self.new_generations += not over
+                if over:
+                    return self._not_sent(task, f"not sent: --max-generations {self.max_generations} reached"), False
                 run_id, resume_id, timestamp = tree.new_run_id(self.name, task, task_out, now), None, now.isoformat()
             staging = tree.Staging(task_out, run_id)
             staging.copy_question(task)
@@ -198,6 +206,11 @@ class GenerationRunner:
                                                               generation_id=generation_id, **document))
 
             result = self._generate(task, staging.video_path, resume_id, submitted)
+            if result.status == "pending" and result.generation_id:  # submitted, not fetched: the next run polls it
+                error = result.error or "generation not finished"
+                staging.write_metadata(tree.metadata_document(status="pending", duration_seconds=result.duration_seconds,
+                                                              error=error, generation_id=result.generation_id, **document))
+                return self._record(task, staging.dir, run_id, result, None, error, time.perf_counter() - started), False
             elsewhere = Path(result.video_path) if result.success and result.video_path else None
             if elsewhere is not None and elsewhere != staging.video_path and elsewhere.is_file():
                 shutil.move(elsewhere, staging.video_path)  # a wrapper that picked its own file name
@@ -295,10 +308,15 @@ class GenerationRunner:
                 "inference_dir": str(run_dir) if run_dir else None,
                 "generation_id": result.generation_id or run_id or None,
                 "generation_seconds": round(result.duration_seconds, 3),
+                "status": result.status if ok or result.status == "pending" else "failed",
                 "reused": False,
                 "result_metadata": _plain_json(result.metadata),
             },
         )
+
+    def _not_sent(self, task: GenerationTask, error: str) -> ItemRecord:
+        result = GenerationResult(False, None, error, 0.0, "", self.name, "failed")
+        return self._record(task, None, "", result, None, error, 0.0)
 
     def _reused_record(self, task: GenerationTask, run: tree.Run) -> ItemRecord:
         inference = run.metadata.get("inference") or {}

@@ -29,11 +29,9 @@ from __future__ import annotations
 
 import base64
 import os
-import random
-import threading
 import time
 from typing import Any, Callable, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import cv2
 import numpy as np
@@ -42,26 +40,16 @@ from vlm_bench.config import ModelConfig, ServerConfig
 from vlm_bench.registry.model_adapters.internvl3 import system_prompt
 from vlm_bench.runners import ServerUnavailable
 from vlm_bench.types import DecodeConfig, Generation, VideoInput
+from vlm_bench.utils.http import Backoff, body_text, clip, redact_url, scrub
+from vlm_bench.utils.http import retry_after as retry_after_s
 
 MISSING = "the openai backend needs the openai client: pip install 'vlm-bench[serve]'"
 DEFAULT_FRAME_SIZE = 448  # InternVL3's tile
-MAX_BACKOFF_S = 60.0
-MAX_RETRY_AFTER_S = 120.0
 STARTUP_ATTEMPTS = 3  # GET /models at load: a server that is down fails within about a second
 STARTUP_BACKOFF_S = 0.25
 # The layout each engine needs, by the owned_by its GET /models reports.
 PLACEHOLDERS = {"vllm": "<image>", "lmdeploy": "<IMAGE_TOKEN>"}
 T = TypeVar("T")
-
-
-def redact_url(url: str) -> str:
-    """The URL without user:password@ (never written anywhere)."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def resize_square(frame: np.ndarray, side: int) -> np.ndarray:
@@ -104,8 +92,7 @@ class OpenAIEngine:
         self.owned_by: str | None = None
         self.placeholder: str | None = None  # None: interleaved parts
         self._key: str | None = None
-        self._jitter = random.Random(seed)
-        self._jitter_lock = threading.Lock()
+        self._backoff_of = Backoff(self.server.retry_base_s, seed=seed)
 
     @property
     def url(self) -> str:
@@ -279,7 +266,7 @@ class OpenAIEngine:
                 )
             except openai.APIStatusError as exc:
                 status = exc.status_code
-                detail = f"HTTP {status}: {_clip(self._scrub(_body_text(exc)))}"  # scrubbed before it is cut
+                detail = f"HTTP {status}: {clip(self._scrub(body_text(exc)))}"  # scrubbed before it is cut
                 if status in (401, 403):
                     source = f"the key in ${self.server.api_key_env}" if self.server.api_key_env else "no key (set --api-key-env)"
                     raise ServerUnavailable(f"the server at {self.url} refused {source} ({detail})") from None
@@ -299,40 +286,14 @@ class OpenAIEngine:
                         failure = ServerUnavailable(f"the server at {self.url} is not healthy ({what}: {detail})")
                 else:  # 400, 413, 422...: this request is wrong; retrying will not help
                     raise RuntimeError(f"{what}: the server at {self.url} rejected the request ({detail})") from None
-                retry_after = _retry_after(exc.response.headers)
+                retry_after = retry_after_s(exc.response.headers)
             if attempt + 1 < attempts:
                 time.sleep(self._backoff(attempt, retry_after, STARTUP_BACKOFF_S if startup else None))
         raise failure
 
     def _backoff(self, attempt: int, retry_after: float | None, cap_base: float | None = None) -> float:
-        if retry_after is not None:
-            return min(retry_after, MAX_RETRY_AFTER_S)
-        with self._jitter_lock:
-            jitter = self._jitter.uniform(0.75, 1.25)
-        base = self.server.retry_base_s if cap_base is None else min(cap_base, self.server.retry_base_s)
-        return min(MAX_BACKOFF_S, base * 2**attempt) * jitter
+        base = None if cap_base is None else min(cap_base, self.server.retry_base_s)
+        return self._backoff_of.seconds(attempt, retry_after, base)
 
     def _scrub(self, value: Any) -> str:
-        text = str(value)
-        return text.replace(self._key, "***") if self._key else text
-
-
-def _body_text(exc: Any) -> str:
-    body = getattr(exc, "body", None)
-    return str(body if body is not None else getattr(exc, "message", exc))
-
-
-def _clip(text: str, limit: int = 300) -> str:
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
-def _retry_after(headers: Any) -> float | None:
-    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        value = headers.get(name) if headers is not None else None
-        if value is None:
-            continue
-        try:
-            return max(0.0, float(value) * scale)
-        except ValueError:
-            continue
-    return None
+        return scrub(value, [self._key])
