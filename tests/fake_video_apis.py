@@ -224,6 +224,8 @@ class FakeVideoAPIs:
                 path = urlsplit(self.path).path
                 provider, kind = route(method, path)
                 auth = self.headers.get("Authorization") or self.headers.get("x-goog-api-key")
+                if path == "/_stats":  # for a server in its own process (the benchmark)
+                    return self._json(200, {f"{p}/{k}": server.count(p, k) for p in PROVIDERS for k in ("submit", "poll", "download")})
                 server.seen.append(Seen(time.monotonic(), method, path, provider, kind, auth))
                 if len(server.seen) > server.max_requests:
                     return self._json(503, {"error": "fake server: request budget spent"})
@@ -445,3 +447,12 @@ def _decode_aws_chunks(data: bytes) -> bytes:
             break
         out, rest = out + rest[:size], rest[size + 2:]
     return out
+
+
+if __name__ == "__main__":  # python fake_video_apis.py VIDEO KEY WORK_S LIFETIME_S: serve until the lifetime ends
+    import sys
+
+    video, key, work_s, lifetime_s = sys.argv[1:5]
+    with FakeVideoAPIs(Path(video).read_bytes(), key=key, work_s=float(work_s), lifetime_s=float(lifetime_s)) as fake:
+        print(fake.root, flush=True)
+        fake.thread.join()

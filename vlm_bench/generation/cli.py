@@ -61,7 +61,7 @@ def cmd_generate(args: argparse.Namespace, evals_default: Path) -> int:
     extra = list(args.pytest_args)
     gen_file = evals / "test_generation.py" if evals.is_dir() else evals
     code = int(pytest.main([str(gen_file), *option_args(values, GENERATION_OPTIONS + SHARED_OPTIONS), *extra]))
-    if not args.judge or code not in (0, 1):
+    if not args.judge or args.gen_dry_run or code not in (0, 1):
         return code
     return judge_step(args, values, evals, extra, code)
 

@@ -70,8 +70,24 @@ def pytest_configure(config: pytest.Config) -> None:
         writer = config.get_terminal_writer()
         for line in lines:
             writer.line(line)
-        pytest.exit("vlm-bench: dry run, nothing sent", returncode=0)
+        config.pluginmanager.register(DryRun(), PLUGIN_NAME)
+        return
     config.pluginmanager.register(session, PLUGIN_NAME)
+
+
+class DryRun:
+    """--dry-run: the plan is printed at configure time; no test is collected or run."""
+
+    lock = None
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection(self, session: pytest.Session) -> bool:
+        return True
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+            session.exitstatus = pytest.ExitCode.OK
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -159,7 +159,8 @@ class GenerationRunner:
         if limit < 1:
             return
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=limit, thread_name_prefix="vlm-bench-generate")
+            # one more worker than queued tasks: the task the caller waits on keeps running in the pool
+            self._pool = ThreadPoolExecutor(max_workers=limit + 1, thread_name_prefix="vlm-bench-generate")
         with self._lock:
             for task in upcoming:
                 if len(self._inflight) >= limit:

@@ -214,7 +214,7 @@ class APIGenerator:
         return None
 
     def dry_run_request(self, image_path: Path, prompt: str) -> dict[str, Any]:
-        return plain(self.request(Path(image_path), prompt, dry_run=True))
+        return self.describe_request(self.request(Path(image_path), prompt, dry_run=True))
 
     # ------------------------------------------------------------ one task
 
@@ -394,7 +394,11 @@ def data_uri_of(path: Path) -> str:
 
 
 def image_size(path: Path) -> tuple[int, int]:
-    """(width, height) of an image file."""
+    """(width, height) of an image file: a PNG's from its header, anything else decoded."""
+    with open(path, "rb") as fh:
+        head = fh.read(24)
+    if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+        return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
     import cv2
 
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)

@@ -34,7 +34,7 @@ def letterbox_png(image_path: Path, width: int, height: int) -> bytes:
     canvas = np.zeros((height, width, 3), np.uint8)
     x, y = (width - w) // 2, (height - h) // 2
     canvas[y:y + h, x:x + w] = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
-    ok, encoded = cv2.imencode(".png", canvas)
+    ok, encoded = cv2.imencode(".png", canvas, [cv2.IMWRITE_PNG_COMPRESSION, 1])  # lossless either way; fast
     if not ok:
         raise ValueError(f"{image_path}: could not encode the letterboxed reference")
     return encoded.tobytes()
