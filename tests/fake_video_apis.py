@@ -71,7 +71,40 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
 
 
-class FakeVideoAPIs:
+class LoopbackServer:
+    """A threaded HTTP server on 127.0.0.1 (a free port) that stops itself after ``lifetime_s``."""
+
+    def __init__(self, handler: type, lifetime_s: float):
+        self.httpd = _Server(("127.0.0.1", 0), handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+        self._timer = threading.Timer(lifetime_s, self.stop)
+        self._timer.daemon = True
+        self._stop_lock = threading.Lock()
+        self._stopped = False
+
+    @property
+    def root(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def __enter__(self):
+        self.thread.start()
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        with self._stop_lock:
+            if self._stopped:
+                return
+            self._stopped = True
+        self._timer.cancel()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class FakeVideoAPIs(LoopbackServer):
     def __init__(self, video: bytes, *, key: str, work_s: float = 0.0, lifetime_s: float = 120.0,
                  max_requests: int = 20000):
         self.video = video
@@ -87,17 +120,9 @@ class FakeVideoAPIs:
         self.max_requests = max_requests
         self._ids = itertools.count()
         self._lock = threading.Lock()
-        self.httpd = _Server(("127.0.0.1", 0), self._handler())
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-        self._timer = threading.Timer(lifetime_s, self.stop)
-        self._timer.daemon = True
-        self._stopped = False
+        super().__init__(self._handler(), lifetime_s)
 
     # ------------------------------------------------------------ control
-
-    @property
-    def root(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
 
     def base_url(self, provider: str) -> str:
         return {"luma": f"{self.root}/luma", "runway": f"{self.root}/runway", "sora": f"{self.root}/sora/v1",
@@ -109,23 +134,9 @@ class FakeVideoAPIs:
     def count(self, provider: str | None = None, kind: str | None = None) -> int:
         return sum(1 for s in self.seen if (provider is None or s.provider == provider) and (kind is None or s.kind == kind))
 
-    def __enter__(self) -> "FakeVideoAPIs":
-        self.thread.start()
-        self._timer.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
     def stop(self) -> None:
-        with self._lock:
-            if self._stopped:
-                return
-            self._stopped = True
-        self._timer.cancel()
-        self.hold.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.hold.set()  # nothing waits on a job past the server's end
+        super().stop()
 
     # ------------------------------------------------------------ jobs
 
@@ -370,7 +381,7 @@ def error_body(provider: str, status: int, message: str) -> dict[str, Any]:
 # ---------------------------------------------------------------- S3
 
 
-class FakeS3:
+class FakeS3(LoopbackServer):
     """Enough of S3 for boto3's put_object and a presigned GET, path-style, on 127.0.0.1."""
 
     def __init__(self, lifetime_s: float = 120.0):
@@ -415,27 +426,11 @@ class FakeS3:
                     return self._reply(404, b"<Error><Code>NoSuchKey</Code></Error>")
                 self._reply(200, data, "image/png")
 
-        self.httpd = _Server(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-        self._timer = threading.Timer(lifetime_s, self.stop)
-        self._timer.daemon = True
+        super().__init__(Handler, lifetime_s)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def __enter__(self) -> "FakeS3":
-        self.thread.start()
-        self._timer.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    def stop(self) -> None:
-        self._timer.cancel()
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        return self.root
 
 
 def _decode_aws_chunks(data: bytes) -> bytes:

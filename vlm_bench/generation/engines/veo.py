@@ -40,9 +40,11 @@ class VeoGenerator(APIGenerator):
     def submit(self, request: Mapping[str, Any]) -> str:
         from google.genai import types
 
-        source = types.GenerateVideosSource(prompt=request["prompt"], image=types.Image(**request["image"]))
-        operation = self.client.models.generate_videos(model=request["model"], source=source,
-                                                       config=types.GenerateVideosConfig(**request["config"]))
+        inputs = {"prompt": request["prompt"], "image": types.Image(**request["image"])}
+        if hasattr(types, "GenerateVideosSource"):  # newer google-genai; older releases take prompt and image
+            inputs = {"source": types.GenerateVideosSource(**inputs)}
+        operation = self.client.models.generate_videos(model=request["model"], config=types.GenerateVideosConfig(**request["config"]),
+                                                       **inputs)
         if not operation.name:
             raise ValueError("Veo answered the submission without an operation name")
         return operation.name
