@@ -443,7 +443,8 @@ def test_several_tasks_in_flight_within_the_providers_requests_per_minute(server
     sora = [s.at for s in server.seen[start:] if s.provider == "sora"]
     assert len(released) == len(sora) > 15  # every request to the provider went through the limiter
     released.sort()
-    assert min(b - a for a, b in zip(released, released[1:])) >= 0.049  # evenly spaced, never a burst
+    # released on slots 50 ms apart (a thread may wake late from its slot, never early): no burst, the rate holds
+    assert all(released[j] - released[i] >= (j - i - 1) * 0.05 for i in range(len(released)) for j in range(i + 1, len(released)))
     assert max(sora) - min(sora) >= 0.05 * (len(sora) - 1) * 0.95  # and the provider saw that rate
     created = sorted(j.created for j in server.jobs.values() if j.provider == "sora")[-5:]
     assert created[2] - created[0] < server.work_s  # three submitted before the first finished

@@ -126,7 +126,8 @@ def _check_api_values(where: str, values: Mapping[str, Any]) -> None:
         value = values.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0
                                   or (value == 0 and key not in ("retry_base_s", "usd_per_second", "usd_per_video"))):
-            raise ConfigError(f"{where}: {key} must be a number > 0, got {value!r}")
+            floor = ">= 0" if key in ("retry_base_s", "usd_per_second", "usd_per_video") else "> 0"
+            raise ConfigError(f"{where}: {key} must be a number {floor}, got {value!r}")
     for key in ("max_retries", "upload_url_expires_s"):
         if key in values and (not _is_int(values[key]) or values[key] < 0):
             raise ConfigError(f"{where}: {key} must be a whole number >= 0, got {values[key]!r}")
@@ -188,7 +189,8 @@ def with_transport(cfg: GeneratorConfig, *, base_url: str | None = None, api_key
             raise ConfigError(f"{', '.join(named)}: for API generators; {cfg.name!r} is {cfg.kind}")
         return cfg
     if api_key_env is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", api_key_env):
-        raise ConfigError(f"--api-key-env takes the NAME of an environment variable (never the key itself), got {api_key_env[:3]!r}...")
+        raise ConfigError("--api-key-env takes the NAME of an environment variable (never the key itself); "
+                          "what was given is not a variable name")
     if upload_to is not None and not upload_to.startswith("s3://"):
         raise ConfigError(f"--upload-to {upload_to!r}: give an S3-compatible bucket as s3://bucket/prefix")
     api = dict(cfg.api)
