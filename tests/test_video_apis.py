@@ -259,6 +259,31 @@ def test_a_truncated_video_is_never_kept(provider, server, tmp_path):
     assert record.passed and (submits, jobs) == (0, 0)
 
 
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_connection_that_never_opens_is_retried_then_fails_without_a_job(provider, server, tmp_path):
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    cfg = replace(api_cfg(provider, server), api={**api_cfg(provider, server).api, "base_url": closed + "/v1"})
+    runner = GenerationRunner(cfg, cfg.settings(), tmp_path)
+    runner.load()
+    record, _ = runner.run(fixture_tasks()[0])
+    assert not record.passed and record.error.startswith("submit failed 3 times (connection failed: ")
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_refused_key_fails_the_task_and_sends_nothing_more(provider, server, tmp_path, monkeypatch):
+    monkeypatch.setenv(KEY_ENV[provider], "sk-wrong")
+    runner = runner_for(provider, server, tmp_path)
+    before = len(server.seen)
+    first, _ = runner.run(fixture_tasks()[0])
+    second, _ = runner.run(fixture_tasks()[1])
+    assert first.error == f"{provider} refused the key in ${KEY_ENV[provider]} (HTTP 401: " + first.error.split("(HTTP 401: ", 1)[1]
+    assert second.error.startswith(f"not sent: {provider} refused the key") and len(server.seen) == before + 1
+
+
 # ---------------------------------------------------------------- kill -9 while polling
 
 WORKER = """
