@@ -298,7 +298,8 @@ run = build_run_config(model="mock", datasets=["vmevalkit_fixtures"], limit=1)
 task = tasks_from_samples(load_samples(run.datasets[0]), run.datasets)[0]
 def generate(name, base_url, upload_to):
     cfg = with_transport(resolve_generator(name), base_url=base_url, upload_to=upload_to or None)
-    runner = GenerationRunner(replace(cfg, api={**cfg.api, "poll_interval_s": 0.02, "poll_timeout_s": 60}), cfg.settings(), outputs)
+    api = {**cfg.api, "poll_interval_s": 0.02, "poll_timeout_s": 60, "requests_per_minute": None}
+    runner = GenerationRunner(replace(cfg, api=api), cfg.settings(), outputs)
     runner.load()
     runner.run(task)
 threads = [threading.Thread(target=generate, args=job) for job in jobs]

@@ -121,6 +121,8 @@ class APIGenerator:
         self._backoff = Backoff(self.api.retry_base_s, seed=settings.seed)
         self._limiter = RateLimiter(self.api.requests_per_minute) if self.api.requests_per_minute else None
         self._uploader = None
+        self._downloads = None
+        self._downloads_lock = threading.Lock()
 
     # ------------------------------------------------------------ provider hooks
 
@@ -150,8 +152,19 @@ class APIGenerator:
             return None
         if not status.video_url:
             raise APICallError(f"{self.provider} reports job {job_id} finished but names no video", "transient")
-        download(status.video_url, out, timeout_s=self.api.timeout_s, connect_timeout_s=self.api.connect_timeout_s)
+        download(self.downloads(), status.video_url, out)
         return status.video_url
+
+    def downloads(self):
+        """One HTTP client for the video URLs, shared by the tasks in flight (a TLS context
+        is costly to build per download); it never carries the key."""
+        with self._downloads_lock:
+            if self._downloads is None:
+                import httpx
+
+                self._downloads = httpx.Client(timeout=httpx.Timeout(self.api.timeout_s, connect=self.api.connect_timeout_s),
+                                               follow_redirects=True)
+            return self._downloads
 
     # ------------------------------------------------------------ the session
 
@@ -196,9 +209,10 @@ class APIGenerator:
         self.load_count += 1
 
     def close(self) -> None:
-        close = getattr(self.client, "close", None)
-        if callable(close):
-            close()
+        for client in (self.client, self._downloads):
+            close = getattr(client, "close", None)
+            if callable(close):
+                close()
 
     def describe(self) -> dict[str, Any]:
         """What the run records about the provider (never the key)."""
@@ -345,13 +359,12 @@ def _is_transport_error(exc: BaseException) -> bool:
     return root in ("httpx", "httpx2", "httpcore", "h11") or isinstance(exc, ConnectionError)
 
 
-def download(url: str, out: Path, *, timeout_s: float, connect_timeout_s: float) -> None:
-    """GET ``url`` into ``out`` (never with the API key: a provider's video URL is signed
-    or public). A body shorter than its Content-Length raises DownloadIncomplete."""
-    import httpx
-
+def download(client: Any, url: str, out: Path) -> None:
+    """GET ``url`` into ``out`` with an httpx client that carries no key (a provider's
+    video URL is signed or public). A body shorter than its Content-Length raises
+    DownloadIncomplete."""
     part = out.with_name(out.name + ".part")
-    with httpx.stream("GET", url, timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s), follow_redirects=True) as response:
+    with client.stream("GET", url) as response:
         status = response.status_code
         if status == 429 or status >= 500:
             raise DownloadIncomplete(f"download answered HTTP {status}")
