@@ -178,10 +178,29 @@ def test_success_writes_a_checked_video_and_records_the_generation(provider, ser
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_429_with_retry_after_then_success_submits_once(provider, server, tmp_path):
-    server.fault(provider, "submit", (429, {"Retry-After": "0"}))
+    server.fault(provider, "submit", (429, {"Retry-After": "0.2"}))
     server.fault(provider, "poll", 503)
+    start = len(server.seen)
     record, submits, jobs = run_one(provider, server, tmp_path)
     assert record.passed and (submits, jobs) == (2, 1), record.error
+    first, second = [s.at for s in server.seen[start:] if s.kind == "submit"]
+    assert second - first >= 0.2  # the provider's Retry-After, not the 1 ms backoff of these tests
+
+
+def test_retry_after_in_seconds_milliseconds_or_a_date_and_backoff_with_jitter():
+    from email.utils import format_datetime
+    from datetime import datetime, timedelta, timezone
+
+    from vlm_bench.utils.http import Backoff, retry_after
+
+    assert retry_after({"retry-after": "7"}) == 7.0 and retry_after({"retry-after-ms": "250"}) == 0.25
+    assert 28 <= retry_after({"retry-after": format_datetime(datetime.now(timezone.utc) + timedelta(seconds=30), usegmt=True)}) <= 30
+    assert retry_after({"retry-after": "soon"}) is None and retry_after({}) is None
+    backoff = Backoff(1.0, seed=0)
+    waits = [backoff.seconds(a) for a in range(8)]
+    assert all(0.75 * min(60, 2**a) <= w <= 1.25 * min(60, 2**a) for a, w in enumerate(waits))
+    assert len({round(w / min(60, 2**a), 6) for a, w in enumerate(waits)}) > 1  # jittered
+    assert backoff.seconds(3, 5.0) == 5.0 and backoff.seconds(0, 900.0) == 120.0  # Retry-After wins, capped
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)

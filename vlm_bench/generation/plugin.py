@@ -364,7 +364,12 @@ class GenerationSession:
         summary["generation"] = generation_summary(self.records, self.cfg.name, self.outputs_dir)
         summary["results_dir"] = str(self.results_dir)
         summary["workers"] = dict(sorted(self.workers.items()))
-        summary["manifest"] = build_manifest({"generator": self.cfg.as_dict(), "settings": self.requested.as_dict(),
+        from vlm_bench.utils.http import redact_url
+
+        generator = self.cfg.as_dict()
+        if generator["api"].get("base_url"):  # never a user:password@ written out
+            generator["api"] = {**generator["api"], "base_url": redact_url(generator["api"]["base_url"])}
+        summary["manifest"] = build_manifest({"generator": generator, "settings": self.requested.as_dict(),
                                               "outputs_dir": str(self.outputs_dir), "seed": self.requested.seed},
                                              self.started_at)
         write_json_atomic(self.results_dir / SUMMARY_FILE, summary)
