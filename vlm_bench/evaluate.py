@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 import time
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -110,7 +111,7 @@ class Evaluator:
     def __init__(self, run: RunConfig, samples: Sequence[Sample] = ()):
         self.run = run
         self.datasets = {d.name: d for d in run.datasets}
-        self._answers = {s.uid: s.answer for s in samples if s.answer is not None}
+        self._answers = {sys.intern(s.uid): s.answer for s in samples if s.answer is not None}  # the uid strings the plugin holds
         self.adapter = None
         self.load_error: str | None = None
         self.loaded = False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Mapping
 
 if TYPE_CHECKING:  # numpy is not imported at run time: the pytest plugin loads this module in every session
@@ -40,9 +41,19 @@ class DecodeConfig:
         return {"temperature": self.temperature, "max_new_tokens": self.max_new_tokens, "stop": list(self.stop)}
 
 
-@dataclass(frozen=True)
+# The empty mapping every sample without its own settings shares (a run holds all its
+# samples; an empty dict per field per item adds up to megabytes).
+NO_MAPPING: Mapping[str, Any] = MappingProxyType({})
+
+
+def _no_mapping() -> Mapping[str, Any]:
+    return NO_MAPPING
+
+
+@dataclass(frozen=True, slots=True)
 class Sample:
-    """One dataset item: a video (or a list of frames) and a question about it."""
+    """One dataset item: a video (or a list of frames) and a question about it. Slotted:
+    a run holds every sample from collection to the end."""
 
     id: str
     dataset: str
@@ -52,17 +63,17 @@ class Sample:
     frames: tuple[str, ...] | None = None
     options: tuple[str, ...] = ()
     scorer: str = "exact"
-    scorer_args: Mapping[str, Any] = field(default_factory=dict)
+    scorer_args: Mapping[str, Any] = field(default_factory=_no_mapping)
     category: str | None = None
-    video_overrides: Mapping[str, Any] = field(default_factory=dict)
+    video_overrides: Mapping[str, Any] = field(default_factory=_no_mapping)
     source: str = ""  # "<file>:<line>" the item came from, for error messages
-    categories: Mapping[str, str] = field(default_factory=dict)  # every breakdown dimension -> value
+    categories: Mapping[str, str] = field(default_factory=_no_mapping)  # every breakdown dimension -> value
     cluster: str | None = None  # items sharing a video are correlated; None: the media path
     bound: tuple[float, float] | None = None  # (start, end) seconds the sampler stays inside
     frame_fps: float | None = None  # the frame rate of a folder of frames (their files carry none)
     subtitles: str | None = None  # an .srt file whose lines at the sampled frames join the prompt
     reference: str | None = None  # an image shown after the frames (e.g. a task's goal state)
-    meta: Mapping[str, Any] = field(default_factory=dict)  # format-specific data carried to the record
+    meta: Mapping[str, Any] = field(default_factory=_no_mapping)  # format-specific data carried to the record
     # A published benchmark's item whose video the download lacks: reported as missing
     # media, left out of the pass rate, never sent to the model.
     missing_media: str | None = None

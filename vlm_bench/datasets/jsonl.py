@@ -12,13 +12,14 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any, Mapping
 
 from vlm_bench.config import ConfigError, DatasetConfig, check_video
 from vlm_bench.datasets.common import DatasetError
 from vlm_bench.scoring import check_scorer
-from vlm_bench.types import Sample
+from vlm_bench.types import NO_MAPPING, Sample
 
 ITEM_KEYS = ("id", "video", "frames", "question", "options", "answer", "scorer", "category", "metadata")
 
@@ -94,7 +95,7 @@ def parse_item(raw: Any, dataset: DatasetConfig, where: str) -> Sample:
             rel = spec
         else:
             raise ValueError("'video' must be a path or a mapping with 'path'")
-        video = str(root / rel)
+        video = sys.intern(str(root / rel))  # many questions name one video: one string for them
     else:
         spec = raw["frames"]
         if isinstance(spec, str):
@@ -108,6 +109,8 @@ def parse_item(raw: Any, dataset: DatasetConfig, where: str) -> Sample:
         raise ValueError("'options' must be a list of non-empty strings")
 
     scorer_spec = raw.get("scorer", dataset.scorer or ("mc" if options else "exact"))
+    if isinstance(scorer_spec, str):
+        scorer_spec = sys.intern(scorer_spec)
     if isinstance(scorer_spec, dict):
         scorer_args = dict(scorer_spec)
         scorer = scorer_args.pop("name", None)
@@ -127,8 +130,8 @@ def parse_item(raw: Any, dataset: DatasetConfig, where: str) -> Sample:
         frames=frames,
         options=tuple(options),
         scorer=scorer,
-        scorer_args=scorer_args,
-        category=None if category is None else str(category),
-        video_overrides=overrides,
+        scorer_args=scorer_args or NO_MAPPING,
+        category=None if category is None else sys.intern(str(category)),
+        video_overrides=overrides or NO_MAPPING,
         source=where,
     )
