@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from vlm_bench.generation.plugin import is_generation_session
+from vlm_bench.generation.options import is_generation_session
 from vlm_bench.options import OPTIONS, add_options
 from vlm_bench.types import ItemRecord, Sample
 

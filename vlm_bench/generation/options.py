@@ -57,3 +57,8 @@ SETTING_DESTS = {
 def setting_overrides(values: Mapping[str, Any]) -> dict[str, Any]:
     """GenerationSettings overrides from parsed option values (``None`` = not given)."""
     return {field: values.get(dest) for dest, field in SETTING_DESTS.items() if values.get(dest) is not None}
+
+
+def is_generation_session(config: Any) -> bool:
+    """A pytest session given ``--generator``: it generates videos instead of answering questions."""
+    return bool(config.getoption("gen_generator", None))

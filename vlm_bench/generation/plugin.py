@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from vlm_bench.generation.options import GENERATION_OPTIONS, setting_overrides
+from vlm_bench.generation.options import GENERATION_OPTIONS, is_generation_session, setting_overrides
 from vlm_bench.options import add_options
 
 # The rest loads when a session uses --generator: this module loads in every pytest session.
@@ -40,10 +40,6 @@ PLUGIN_NAME = "vlm_bench_generation"
 def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser.getgroup("vlm-bench generation", "vlm-bench video generation (VMEvalKit task pairs)").addoption,
                 GENERATION_OPTIONS)
-
-
-def is_generation_session(config: pytest.Config) -> bool:
-    return bool(config.getoption("gen_generator", None))
 
 
 @pytest.hookimpl(trylast=True)
