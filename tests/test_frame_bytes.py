@@ -3,6 +3,7 @@
 readers decode in chunks, and prefetch holds back when items are large."""
 
 import json
+import threading
 
 import numpy as np
 import pytest
@@ -70,9 +71,15 @@ def test_prefetch_holds_back_for_large_items():
     ev = Evaluator(run, samples)
     ev.max_item_bytes = 25 * 10**5
     ev._item_bytes = 10**6  # items of 1 MB: the running one and one ahead fit in 2.5 MB
-    ev.prefetch(samples[1:])
-    assert len(ev._media_ahead) == 1
-    ev.close()
+    held = threading.Event()  # no background decode finishes (and updates the item size) meanwhile
+    decode = ev._decode_or_read
+    ev._decode_or_read = lambda *args: held.wait() and decode(*args)
+    try:
+        ev.prefetch(samples[1:])
+        assert len(ev._media_ahead) == 1
+    finally:
+        held.set()
+        ev.close()
 
 
 def test_default_bound_is_a_quarter_of_memory_at_most_16_gb():
