@@ -200,7 +200,7 @@ STYLE = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:1.5em auto;padding:0 1em;color:#222;line-height:1.35}
 h1{font-size:1.5em;margin-bottom:.2em}.context{color:#555;margin-top:0}
 .headline{font-size:1.3em;margin:.8em 0}.headline b{font-size:1.5em}
-table{border-collapse:collapse;margin:.6em 0;max-width:100%}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;overflow-wrap:anywhere}
+table{border-collapse:collapse;margin:.6em 0;max-width:100%}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;overflow-wrap:anywhere}th{overflow-wrap:normal}
 th{background:#f2f2f2}.num{text-align:right;white-space:nowrap}tr.overall td{font-weight:bold}
 img{max-width:100%;height:auto;display:block;margin:.4em 0}
 .fail{margin:1em 0;padding:.6em;border-left:4px solid #c44e52;background:#fafafa}
