@@ -112,6 +112,12 @@ def test_missing_video_is_missing_media_not_a_wrong_answer(pytester, tmp_path):
     assert (summary["scored"], summary["missing_media"], summary["pass_rate"]) == (4, 1, 1.0)
     record = next(r for r in read_jsonl(tmp_path / "out" / "items.jsonl") if r["id"] == "003-2")
     assert record["missing_media"].endswith("fixC03.mp4") and record["passed"] is None and record["error"] is None
+    from vlm_bench.report import build_report
+
+    markdown, page = build_report(tmp_path / "out")  # the reports show the count beside the rate
+    assert "| unscored | missing media |" in markdown
+    overall = next(line for line in markdown.splitlines() if line.startswith("| overall |"))
+    assert overall.endswith("| 1 |") and "<th>missing media</th>" in page
 
 
 def test_root_is_required_and_checked(tmp_path):

@@ -9,7 +9,7 @@ import io
 import json
 import os
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -176,11 +176,9 @@ def build_report(results_dir: str | os.PathLike) -> tuple[str, str]:
     incomplete = incomplete_note(summary)
     md += [f"- **INCOMPLETE**: {_md(incomplete)}"] if incomplete else []
     md += [""]
-    md += ["| scope | passed | scored | pass rate | 95% CI | errors | truncated | unscored |", "|---|---|---|---|---|---|---|---|"]
-    md += [
-        f"| {_md(n)} | {b['passed']} | {b['scored']} | {fmt_rate(b['pass_rate'])} | {interval_text(b)} | {b['errors']} | {b['truncated']} | {b['unscored']} |"
-        for n, b in rows
-    ]
+    columns = rate_columns(summary)
+    md += ["| scope | " + " | ".join(name for name, _ in columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    md += ["| " + " | ".join([_md(n), *(value(b) for _, value in columns)]) + " |" for n, b in rows]
     md += ["", "![latency](latency.png)" if plots["latency"] else "", "![categories](categories.png)" if plots["categories"] else ""]
     md += ["", f"## Failed items ({len(failed)})", ""]
     md += ["| id | dataset | prediction | answer | error |", "|---|---|---|---|---|"]
@@ -209,10 +207,28 @@ pre{white-space:pre-wrap;overflow-wrap:anywhere;margin:.2em 0}
 """
 
 
+def rate_columns(summary: dict) -> list[tuple[str, Callable[[dict], str]]]:
+    """The pass-rate table's columns after the scope, for report.md and report.html; a
+    ``missing media`` column where some items' media were missing (left out of the rate)."""
+    columns: list[tuple[str, Callable[[dict], str]]] = [
+        ("passed", lambda b: str(b["passed"])),
+        ("scored", lambda b: str(b["scored"])),
+        ("pass rate", lambda b: fmt_rate(b["pass_rate"])),
+        ("95% interval", interval_text),
+        ("errors", lambda b: str(b["errors"])),
+        ("truncated", lambda b: str(b["truncated"])),
+        ("unscored", lambda b: str(b["unscored"])),
+    ]
+    if summary.get("missing_media"):
+        columns.append(("missing media", lambda b: str(b.get("missing_media", 0))))
+    return columns
+
+
 def _html_page(title, summary, manifest, config, rows, plots, failed, incomplete) -> str:
     """Pass rates and their intervals first, then the plots, then the failed items; the
     manifest folded at the end."""
     esc = html.escape
+    columns = rate_columns(summary)
     datasets = ", ".join(d["name"] for d in config.get("datasets", []))
     context = (
         f"{summary.get('total', '?')} items of {esc(datasets or '?')}; quant {esc(str(config.get('quant')))}, "
@@ -229,13 +245,12 @@ def _html_page(title, summary, manifest, config, rows, plots, failed, incomplete
         f"<h1>{esc(title)}</h1><p class=context>{context}</p>",
         *([f"<p class=incomplete><b>INCOMPLETE</b>: {esc(incomplete)}</p>"] if incomplete else []),
         overall,
-        "<h2>Pass rates</h2><table><tr><th>scope</th><th>passed</th><th>scored</th><th>pass rate</th><th>95% interval</th>"
-        "<th>errors</th><th>truncated</th><th>unscored</th></tr>",
+        "<h2>Pass rates</h2><table><tr><th>scope</th>" + "".join(f"<th>{esc(name)}</th>" for name, _ in columns) + "</tr>",
     ]
     parts += [
-        f"<tr{' class=overall' if n == 'overall' else ''}><td>{esc(n)}</td><td class=num>{b['passed']}</td><td class=num>{b['scored']}</td>"
-        f"<td class=num>{fmt_rate(b['pass_rate'])}</td><td class=num>{esc(interval_text(b))}</td><td class=num>{b['errors']}</td>"
-        f"<td class=num>{b['truncated']}</td><td class=num>{b['unscored']}</td></tr>"
+        f"<tr{' class=overall' if n == 'overall' else ''}><td>{esc(n)}</td>"
+        + "".join(f"<td class=num>{esc(value(b))}</td>" for _, value in columns)
+        + "</tr>"
         for n, b in rows
     ]
     parts.append("</table>")
