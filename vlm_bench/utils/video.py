@@ -478,26 +478,13 @@ def select_frames(
         video = fastest_reader(path, max_frames, strategy, fps, stride, bound)
     else:
         video = open_reader(path, reader)
+    picking = (max_frames, strategy, fps, stride, bound, max_bytes)
     try:
-        timestamps = video.timestamps() if strategy == "fps" else None
-        num_frames = video.num_frames
-        indices = choose_indices(num_frames, video.fps, max_frames, strategy, fps, stride, bound, timestamps)
         try:
-            frames = video.read(indices, max_bytes)
-        except _NotSeekable:
+            frames, indices, num_frames, timestamps = _read_picks(video, path, *picking)
+        except _NotSeekable:  # PyAV met a timestamp between frames: read sequentially instead
             video = OpenCVReader(path)
-            timestamps = video.timestamps() if strategy == "fps" else None
-            num_frames = video.num_frames
-            indices = choose_indices(num_frames, video.fps, max_frames, strategy, fps, stride, bound, timestamps)
-            frames = video.read(indices, max_bytes)
-        except _ShortStream as short:
-            # The container overstated its length; choose again over the frames that exist.
-            num_frames = short.frames_read
-            if num_frames < 1:
-                raise MediaError(f"no frame of video {path!r} decodes")
-            timestamps = usable_timestamps(timestamps, num_frames)
-            indices = choose_indices(num_frames, video.fps, max_frames, strategy, fps, stride, bound, timestamps)
-            frames = video.read(indices, max_bytes)
+            frames, indices, num_frames, timestamps = _read_picks(video, path, *picking)
     except (MediaError, ValueError):
         raise
     except Exception as exc:
@@ -510,6 +497,32 @@ def select_frames(
         reader=video.name,
         video_fps=round(video.fps, 3) if video.fps else None,
     )
+
+
+def _read_picks(
+    video,
+    path: str,
+    max_frames: int,
+    strategy: str,
+    fps: float | None,
+    stride: int | None,
+    bound: tuple[float, float] | None,
+    max_bytes: int | None,
+) -> tuple[list[np.ndarray], list[int], int, list[float] | None]:
+    """One reader's picks: (frames, indices, frame count, timestamps)."""
+    timestamps = video.timestamps() if strategy == "fps" else None
+    num_frames = video.num_frames
+    indices = choose_indices(num_frames, video.fps, max_frames, strategy, fps, stride, bound, timestamps)
+    try:
+        return video.read(indices, max_bytes), indices, num_frames, timestamps
+    except _ShortStream as short:
+        # The container overstated its length; choose again over the frames that exist.
+        num_frames = short.frames_read
+        if num_frames < 1:
+            raise MediaError(f"no frame of video {path!r} decodes")
+        timestamps = usable_timestamps(timestamps, num_frames)
+        indices = choose_indices(num_frames, video.fps, max_frames, strategy, fps, stride, bound, timestamps)
+        return video.read(indices, max_bytes), indices, num_frames, timestamps
 
 
 def _effective_rate(
