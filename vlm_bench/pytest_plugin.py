@@ -192,6 +192,7 @@ class VlmBenchSession:
         self.started_at = utc_now()
         self.results_dir = Path(run.results_dir) if run.results_dir else default_results_dir(run)
         self._samples: list[Sample] | None = None
+        self._sample_of: dict[str, Sample] | None = None  # uid -> sample, for failure_record
         self._evaluator: Evaluator | None = None
         self.build_error: str | None = None  # the evaluator itself could not be built
         self.fingerprint = run_fingerprint(run)
@@ -531,8 +532,8 @@ class VlmBenchSession:
         each item which dataset item it evaluates, for the controller's records."""
         smoke: dict[Any, list[pytest.Item] | None] = {}  # parent node -> its smoke items (None: not all are)
         for item in items:
-            sample = getattr(getattr(item, "callspec", None), "params", {}).get("vlm_item")
-            is_item = isinstance(sample, Sample)
+            sample = _vlm_sample(item)
+            is_item = sample is not None
             if is_item and not self.is_controller and "vlm_evaluate" in getattr(item, "fixturenames", ()):
                 item.user_properties.append((UID_KEY, sample.uid))
             if self.run.backend != "mock":
@@ -568,8 +569,8 @@ class VlmBenchSession:
             if "vlm_item" not in getattr(item, "fixturenames", ()):
                 continue
             has_items = True
-            sample = item.callspec.params.get("vlm_item") if hasattr(item, "callspec") else None
-            if not isinstance(sample, Sample):
+            sample = _vlm_sample(item)
+            if sample is None:
                 continue
             if self.is_controller:
                 if "vlm_evaluate" in item.fixturenames:
@@ -684,7 +685,9 @@ class VlmBenchSession:
     def failure_record(self, uid: str, report: pytest.TestReport) -> dict[str, Any]:
         from vlm_bench.evaluate import error_record
 
-        sample = next(s for s in self.samples() if s.uid == uid)
+        if self._sample_of is None:  # built on the first such failure, not per failure
+            self._sample_of = {s.uid: s for s in self.samples()}
+        sample = self._sample_of[uid]
         crash = getattr(report.longrepr, "reprcrash", None)
         lines = [line for line in str(report.longreprtext).splitlines() if line.strip()]
         why = crash.message if crash is not None else (lines[-1].strip() if lines else report.outcome)
