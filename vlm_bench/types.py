@@ -40,6 +40,15 @@ class DecodeConfig:
     def as_dict(self) -> dict[str, Any]:
         return {"temperature": self.temperature, "max_new_tokens": self.max_new_tokens, "stop": list(self.stop)}
 
+    def cut_at_stop(self, text: str) -> tuple[str, bool]:
+        """``text`` cut before the stop strings found in it, and whether one was (engines
+        and servers differ on whether a stop string stays in the output)."""
+        stopped = False
+        for stop in self.stop:
+            if stop in text:
+                text, stopped = text[: text.index(stop)], True
+        return text, stopped
+
 
 # The empty mapping every sample without its own settings shares (a run holds all its
 # samples; an empty dict per field per item adds up to megabytes).

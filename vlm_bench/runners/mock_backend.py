@@ -62,9 +62,8 @@ class MockEngine:
         if truncated:
             words = words[: decode.max_new_tokens]
             text = " ".join(words)
-        for stop in decode.stop:
-            if stop in text:
-                text, truncated = text[: text.index(stop)], False
+        text, stopped = decode.cut_at_stop(text)
+        truncated = truncated and not stopped
         return Generation(
             id=media.item_id,
             text=text,

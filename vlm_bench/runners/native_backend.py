@@ -224,10 +224,7 @@ class NativeEngine:
                 length, ended_eos = pos + 1, True
                 break
         text = raw = tokenizer.decode(row[:length], skip_special_tokens=True)
-        ended_stop = False
-        for stop in decode.stop:
-            if stop in text:
-                text, ended_stop = text[: text.index(stop)], True
+        text, ended_stop = decode.cut_at_stop(text)
         truncated = not ended_eos and not ended_stop and length >= decode.max_new_tokens
         return _Ended(tokens=length, text=text.strip(), truncated=truncated, raw=raw)
 

@@ -225,10 +225,8 @@ class OpenAIEngine:
             raise RuntimeError(f"the server at {self.url} answered item {media.item_id!r} with no choices")
         choice = response.choices[0]
         text = choice.message.content or ""
-        truncated = choice.finish_reason == "length"
-        for stop in decode.stop:  # servers differ on whether the stop string stays in the text
-            if stop in text:
-                text, truncated = text[: text.index(stop)], False
+        text, stopped = decode.cut_at_stop(text)
+        truncated = choice.finish_reason == "length" and not stopped
         usage = response.usage
         return Generation(
             id=media.item_id,

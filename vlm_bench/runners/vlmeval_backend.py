@@ -220,10 +220,7 @@ class VLMEvalKitEngine:
         started = time.perf_counter()
         raw = text = self.model.generate(message=message, dataset=dataset)
         latency_ms = (time.perf_counter() - started) * 1000.0
-        stopped = False
-        for stop in decode.stop:
-            if stop in text:
-                text, stopped = text[: text.index(stop)], True
+        text, stopped = decode.cut_at_stop(text)
         tokens = self.count_tokens(text)
         truncated = not stopped and tokens is not None and tokens >= decode.max_new_tokens
         return Generation(id=media.item_id, text=text.strip(), tokens=tokens, latency_ms=latency_ms, truncated=truncated,
