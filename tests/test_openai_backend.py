@@ -136,6 +136,7 @@ def test_length_is_truncation_and_stop_strings_are_cut(server, smoke):
     assert eng.generate_video(media, "q", DecodeConfig()).truncated is True
     gen = eng.generate_video(media, "q", DecodeConfig(stop=(" images",)))  # the server left the stop string in
     assert gen.text == "8" and gen.truncated is False
+    assert gen.raw_text == "8 images: q"  # the record's raw_response: what the server sent, uncut
 
 
 def test_extra_body_fields_reach_the_server(server, smoke):

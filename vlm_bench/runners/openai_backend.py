@@ -224,8 +224,8 @@ class OpenAIEngine:
         if not response.choices:
             raise RuntimeError(f"the server at {self.url} answered item {media.item_id!r} with no choices")
         choice = response.choices[0]
-        text = choice.message.content or ""
-        text, stopped = decode.cut_at_stop(text)
+        raw = choice.message.content or ""
+        text, stopped = decode.cut_at_stop(raw)
         truncated = choice.finish_reason == "length" and not stopped
         usage = response.usage
         return Generation(
@@ -234,6 +234,7 @@ class OpenAIEngine:
             tokens=usage.completion_tokens if usage is not None else None,
             latency_ms=latency_ms,
             truncated=truncated,
+            raw_text=raw,
         )
 
     # ------------------------------------------------------------ retries
