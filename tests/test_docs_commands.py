@@ -134,3 +134,27 @@ def test_block_runs(block, scratch):
         cwd=scratch, env=env, capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, f"{block.id} failed (exit {proc.returncode}):\n{block.code}\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+
+
+def text_block_after(doc: Path, heading_text: str) -> list[str]:
+    """The lines of the first ```text block after the line holding ``heading_text``."""
+    blocks = [b for b in code_blocks(doc) if b.lang == "text"]
+    start = next(i for i, line in enumerate(doc.read_text(encoding="utf-8").splitlines(), 1) if heading_text in line)
+    return next(b for b in blocks if b.line > start).code.splitlines()
+
+
+def test_the_output_shown_in_the_docs_is_what_the_main_command_prints(tmp_path):
+    """README's table and options.md's "collected" lines are the output of README's main
+    command on the smoke set, as it runs today (an excerpt's "..." line stands for rows left out)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "evals", "--backend=mock", "--dataset", "fixtures/smoke/smoke.jsonl",
+         "--results-dir", str(tmp_path / "smoke"), "-p", "no:cacheprovider"],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    printed = set(proc.stdout.splitlines())
+    table = [line for line in text_block_after(REPO / "README.md", "The session ends with a table")
+             if not line.startswith(("...", "results:"))]
+    collected = text_block_after(REPO / "docs" / "options.md", '## Why "N deselected"')
+    assert len(table) >= 4 and len(collected) >= 2
+    assert [line for line in table + collected if line not in printed] == [], proc.stdout
