@@ -449,6 +449,20 @@ def test_max_generations_caps_new_submissions_and_leaves_the_rest_for_later(serv
     assert server.count("runway", "submit") - before == 4
 
 
+def test_a_resumed_run_on_xdist_workers_runs_the_failed_tasks_again(server, gen_suite, tmp_path):
+    """The controller drops errored records from items.jsonl on --resume; the workers must
+    not take those tasks as finished (their records would vanish)."""
+    server.fault("runway", "submit", 400)  # the first task is refused, the second made
+    result = gen_suite.runpytest_inprocess(*session_args("runway", server, tmp_path, "--limit", "2", "--concurrency", "1"))
+    result.assert_outcomes(passed=1, failed=1)
+    before = server.count("runway", "submit")
+    result = gen_suite.runpytest_subprocess(*session_args("runway", server, tmp_path, "--limit", "2", "--resume", "-n", "2"))
+    result.assert_outcomes(passed=1, skipped=1)  # the refused task made now, the finished one reused
+    assert server.count("runway", "submit") - before == 1
+    records = read_jsonl(tmp_path / "res" / "items.jsonl")
+    assert len(records) == 2 and all(r["error"] is None for r in records)
+
+
 # ---------------------------------------------------------------- in flight, rate limit, uploader, judge
 
 

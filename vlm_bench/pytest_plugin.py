@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import sys
-import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -313,13 +312,10 @@ class VlmBenchSession:
         an xdist worker reads them on first use, after the controller has claimed it."""
         if self._reused is None:
             self._reused = {}
-            items = self.results_dir / "items.jsonl"
-            if not self.is_controller and self.config.getoption("vlm_resume") and items.exists():
-                from vlm_bench.results import record_uid, reusable_records
+            if not self.is_controller and self.config.getoption("vlm_resume"):
+                from vlm_bench.results import ITEMS_FILE, resumed_records_seen_by_worker
 
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")  # the controller reports a cut-off line
-                    self._reused = {record_uid(r): r for r in reusable_records(items)}
+                self._reused = resumed_records_seen_by_worker(self.results_dir / ITEMS_FILE)
         return self._reused
 
     def parametrize(self, metafunc: pytest.Metafunc) -> None:

@@ -353,6 +353,16 @@ def reusable_records(items: str | os.PathLike) -> list[dict[str, Any]]:
     return [r for r in read_records(items) if r.get("error") is None and not r.get("missing_media")]
 
 
+def resumed_records_seen_by_worker(items: str | os.PathLike) -> dict[str, dict[str, Any]]:
+    """An xdist worker's view of the resumed run, by ``dataset/id``: the records the
+    controller kept (it read the file first and reports a cut-off line, so this is quiet)."""
+    if not Path(items).exists():
+        return {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return {record_uid(r): r for r in reusable_records(items)}
+
+
 def graded_output_trees(root: Path) -> list[Path]:
     """Folders of ``root`` that hold nothing but graded ``metadata.json`` files (the
     VMEvalKit output tree a grading run writes)."""

@@ -191,7 +191,7 @@ class GenerationSession:
         """Fail fast: the generator must be runnable here (in this version, its extra
         installed, its weights present) before any task; then the results directory."""
         from vlm_bench.generation.base import create_generator
-        from vlm_bench.results import ITEMS_FILE, RunLock, prepare_results_dir, read_records, record_uid
+        from vlm_bench.results import ITEMS_FILE, RunLock, prepare_results_dir, resumed_records_seen_by_worker
         from vlm_bench.scheduling import plan_worker_gpus
 
         generator = self.probe = create_generator(self.cfg, self.requested)
@@ -204,8 +204,8 @@ class GenerationSession:
                                               overwrite=opt("vlm_overwrite"))
             self.gpus, self.gpus_per_worker = plan_worker_gpus(getattr(self.config.option, "numprocesses", None),
                                                                opt("vlm_gpus_per_worker"))
-        elif opt("vlm_resume") and (self.results_dir / ITEMS_FILE).exists():
-            self.reused = {record_uid(r): r for r in read_records(self.results_dir / ITEMS_FILE)}
+        elif opt("vlm_resume"):
+            self.reused = resumed_records_seen_by_worker(self.results_dir / ITEMS_FILE)
 
     def plan(self, tasks: list["GenerationTask"], generator) -> list:
         from vlm_bench.generation.plan import plan
