@@ -1,7 +1,6 @@
 import textwrap
 
 import numpy as np
-import pytest
 
 from conftest import SMOKE_JSONL, SQUARE_MP4
 from vlm_bench.config import build_run_config, load_dataset_config

@@ -6,7 +6,6 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
 
 
 HEAVY = ("numpy", "cv2", "yaml", "vlm_bench.config", "vlm_bench.evaluate")

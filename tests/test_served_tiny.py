@@ -13,7 +13,6 @@ grey level) would be a preprocessing difference, and this test would name the it
 """
 
 import json
-from pathlib import Path
 
 import pytest
 

@@ -2,7 +2,6 @@
 
 import cv2
 import numpy as np
-import pytest
 
 from conftest import SMOKE_JSONL
 from vlm_bench.config import build_run_config, resolve_model

@@ -111,16 +111,6 @@ class GenerationTask:
     def first_frame(self) -> Path:
         return Path(self.task_dir) / "first_frame.png"
 
-    @property
-    def final_frame(self) -> Path | None:
-        path = Path(self.task_dir) / "final_frame.png"
-        return path if path.is_file() else None
-
-    @property
-    def ground_truth(self) -> Path | None:
-        path = Path(self.task_dir) / "ground_truth.mp4"
-        return path if path.is_file() else None
-
 
 @dataclass(frozen=True)
 class GenerationResult:
@@ -141,9 +131,6 @@ class GenerationResult:
     status: str  # "success", "failed" or "pending"
     metadata: Mapping[str, Any] = field(default_factory=dict)
     video_url: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class Generator(Protocol):

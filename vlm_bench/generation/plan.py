@@ -12,7 +12,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 from vlm_bench.generation import tree
 from vlm_bench.generation.base import GenerationSettings, GenerationTask, Generator
@@ -89,7 +89,3 @@ def dry_run_lines(cfg: GeneratorConfig, settings: GenerationSettings, generator:
         else:
             lines.append(f"  {step.action:<8} {task.id}")
     return lines
-
-
-def plan_summary(planned: Sequence[PlannedTask]) -> dict[str, Any]:
-    return {a: [p.task.id for p in planned if p.action == a] for a in ("generate", "resume", "done", "later")}

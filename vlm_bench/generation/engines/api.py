@@ -27,7 +27,7 @@ import importlib.util
 import os
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, TypeVar
 
@@ -74,7 +74,6 @@ class JobStatus:
     video_url: str | None = None
     video_bytes: bytes | None = None
     reason: str | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 class RateLimiter:
@@ -148,7 +147,7 @@ class APIGenerator:
     def fetch(self, job_id: str, status: JobStatus, out: Path) -> str | None:
         """Write the finished job's video to ``out``; the URL it came from, if any."""
         if status.video_bytes is not None:
-            _write_atomic(out, status.video_bytes)
+            write_stream([status.video_bytes], None, out)
             return None
         if not status.video_url:
             raise APICallError(f"{self.provider} reports job {job_id} finished but names no video", "transient")
@@ -254,7 +253,6 @@ class APIGenerator:
                     on_submitted(job_id)
             status = self._wait(job_id)
             meta["provider_state"] = status.provider_state
-            meta.update(status.extra)
             if status.state == "failed":
                 meta["refusal_reason"] = self._scrub(status.reason or status.provider_state)
                 return result("failed", f"{self.provider} did not generate {job_id}: {meta['refusal_reason']}")
@@ -363,18 +361,19 @@ def download(client: Any, url: str, out: Path) -> None:
     """GET ``url`` into ``out`` with an httpx client that carries no key (a provider's
     video URL is signed or public). A body shorter than its Content-Length raises
     DownloadIncomplete."""
-    part = out.with_name(out.name + ".part")
     with client.stream("GET", url) as response:
         status = response.status_code
         if status == 429 or status >= 500:
             raise DownloadIncomplete(f"download answered HTTP {status}")
         if status >= 400:  # an expired or wrong URL: polling the job again gives a fresh one
             raise APICallError(f"download of the video answered HTTP {status}", "transient")
-        write_stream(response.iter_bytes(DOWNLOAD_CHUNK), response.headers.get("content-length"), part, url)
-    os.replace(part, out)
+        write_stream(response.iter_bytes(DOWNLOAD_CHUNK), response.headers.get("content-length"), out)
 
 
-def write_stream(chunks, content_length: str | None, part: Path, what: str) -> None:
+def write_stream(chunks, content_length: str | None, out: Path) -> None:
+    """Write a video's bytes to ``out`` through ``out.part``, renamed into place once it is
+    whole: a body shorter than its Content-Length, or empty, raises DownloadIncomplete."""
+    part = out.with_name(out.name + ".part")
     expected = int(content_length) if content_length and content_length.isdigit() else None
     received = 0
     with open(part, "wb") as fh:
@@ -387,11 +386,6 @@ def write_stream(chunks, content_length: str | None, part: Path, what: str) -> N
         raise DownloadIncomplete(f"download incomplete: {received} of {expected} bytes")
     if received == 0:
         raise DownloadIncomplete("download empty: 0 bytes")
-
-
-def _write_atomic(out: Path, data: bytes) -> None:
-    part = out.with_name(out.name + ".part")
-    part.write_bytes(data)
     os.replace(part, out)
 
 

@@ -84,12 +84,8 @@ class SoraGenerator(APIGenerator):
         raise ValueError(f"Sora reports an unknown status {state!r}")
 
     def fetch(self, job_id: str, status: JobStatus, out: Path) -> str | None:
-        import os
-
-        part = out.with_name(out.name + ".part")
         with self.client.videos.with_streaming_response.download_content(job_id, variant="video") as response:
-            write_stream(response.iter_bytes(DOWNLOAD_CHUNK), response.headers.get("content-length"), part, job_id)
-        os.replace(part, out)
+            write_stream(response.iter_bytes(DOWNLOAD_CHUNK), response.headers.get("content-length"), out)
         return None
 
     def video_seconds(self) -> float | None:
