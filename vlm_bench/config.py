@@ -120,7 +120,7 @@ SERVER_KEYS = tuple(f.name for f in fields(ServerConfig))
 SERVER_FLAGS = {"base_url": "--base-url", "api_key_env": "--api-key-env", "model": "--served-model", "concurrency": "--concurrency"}
 # Where and how fast requests go; not what the model sees, so not part of a run's fingerprint.
 SERVER_TRANSPORT_KEYS = ("base_url", "api_key_env", "concurrency", "timeout_s", "connect_timeout_s", "max_retries", "retry_base_s")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # an environment variable's name (fullmatch)
 
 
 @dataclass(frozen=True)
@@ -257,7 +257,7 @@ def check_server(where: str, server: Mapping[str, Any]) -> dict[str, Any]:
     if url is not None and (not isinstance(url, str) or not re.match(r"^https?://[^/\s]+", url)):
         raise ConfigError(f"{where}: base_url must be an http(s) URL such as http://127.0.0.1:23333/v1, got {url!r}")
     env = out.get("api_key_env")
-    if env is not None and (not isinstance(env, str) or not _ENV_NAME.match(env)):
+    if env is not None and (not isinstance(env, str) or not ENV_NAME.fullmatch(env)):
         raise ConfigError(
             f"{where}: api_key_env must be the NAME of an environment variable holding the key (never the key itself), got a value that is not a variable name"
         )

@@ -5,12 +5,11 @@ it needs to run. Unknown keys are errors naming them."""
 from __future__ import annotations
 
 import difflib
-import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
 
-from vlm_bench.config import CONFIG_ROOT, ConfigError, _check_keys, _check_mapping, _is_int, _load_yaml, _plain
+from vlm_bench.config import CONFIG_ROOT, ENV_NAME, ConfigError, _check_keys, _check_mapping, _is_int, _load_yaml, _plain
 from vlm_bench.generation.base import (
     API_KEYS,
     API_SETTING_KEYS,
@@ -188,7 +187,7 @@ def with_transport(cfg: GeneratorConfig, *, base_url: str | None = None, api_key
         if named:
             raise ConfigError(f"{', '.join(named)}: for API generators; {cfg.name!r} is {cfg.kind}")
         return cfg
-    if api_key_env is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", api_key_env):
+    if api_key_env is not None and not ENV_NAME.fullmatch(api_key_env):
         raise ConfigError("--api-key-env takes the NAME of an environment variable (never the key itself); "
                           "what was given is not a variable name")
     if upload_to is not None and not upload_to.startswith("s3://"):

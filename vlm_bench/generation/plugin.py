@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from vlm_bench.generation.options import GENERATION_OPTIONS, is_generation_session, setting_overrides
+from vlm_bench.generation.options import GENERATION_OPTIONS, SETTING_DESTS, is_generation_session, setting_overrides
 from vlm_bench.options import add_options
 
 # The rest loads when a session uses --generator: this module loads in every pytest session.
@@ -147,10 +147,7 @@ class GenerationSession:
         self.run = build_run_config(model="mock", backend="mock", datasets=datasets, dataset_roots=opt("vlm_dataset_roots") or (),
                                     limit=opt("vlm_limit"), categories=opt("vlm_categories") or (), shard=opt("vlm_shard"),
                                     seed=opt("vlm_seed"))
-        self.overrides = setting_overrides({k: opt(k) for k in ("gen_num_frames", "gen_fps", "gen_height", "gen_width",
-                                                                  "gen_steps", "gen_guidance_scale", "gen_dtype",
-                                                                  "gen_cpu_offload", "gen_vae_tiling", "gen_vae_slicing",
-                                                                  "gen_negative_prompt", "vlm_seed")})
+        self.overrides = setting_overrides({dest: opt(dest) for dest in SETTING_DESTS})
         self.requested = self.cfg.settings(self.overrides)  # checked now; the dtype is settled per process
         if opt("vlm_concurrency"):
             self.cfg = replace(self.cfg, concurrency=opt("vlm_concurrency"))
@@ -289,10 +286,13 @@ class GenerationSession:
             return
         tasks = [t for t in map(_task_of, items) if t is not None]
         later = {p.task.uid for p in self.plan(tasks, self.probe) if p.action == "later"}
-        drop = [it for it in items if _task_of(it) is not None and _task_of(it).uid in later]
+        keep, drop = [], []
+        for item in items:
+            task = _task_of(item)
+            (drop if task is not None and task.uid in later else keep).append(item)
         if drop:
             config.hook.pytest_deselected(items=drop)
-            items[:] = [it for it in items if it not in drop]
+            items[:] = keep
             self.left_for_later = len(drop)
 
     @pytest.hookimpl
@@ -421,7 +421,9 @@ def generation_summary(records: list[dict[str, Any]], generator: str, outputs_di
 
 
 def format_generation(g: dict[str, Any]) -> list[str]:
-    rate = "-" if g["success_rate"] is None else f"{100 * g['success_rate']:.1f}%"
+    from vlm_bench.results import fmt_rate
+
+    rate = fmt_rate(g["success_rate"])
     took = "-" if g["seconds_per_video"] is None else f"{g['seconds_per_video']:.2f} s"
     lines = [
         f"tasks {g['tasks']}: generated {g['generated']}, already there {g['reused']}, failed {g['failed']}",
@@ -459,7 +461,7 @@ def vlm_generate(request: pytest.FixtureRequest, vlm_generation_runner: "Generat
             props.append((REUSED_KEY, True))
             record, reused = ItemRecord(**session.reused[task.uid]), True
         else:
-            vlm_generation_runner.prefetch(session.upcoming(request.node, vlm_generation_runner.cfg.concurrency - 1))
+            vlm_generation_runner.prefetch(session.upcoming(request.node, vlm_generation_runner.ahead_limit()))
             record, reused = vlm_generation_runner.run(task)
             props.append((WORKER_KEY, session.worker_info()))
         props.append((RECORD_KEY, record.as_dict()))

@@ -149,13 +149,17 @@ class GenerationRunner:
         try:
             return future.result() if future is not None else self._run(task)
         except OSError as exc:  # a full disk, a lost mount: this task fails, the session goes on
-            return self._record(task, None, "", GenerationResult(False, None, None, 0.0, "", self.name, "failed"),
-                                None, f"cannot write the run under {self.outputs_dir}: {exc}", 0.0), False
+            return self._not_sent(task, f"cannot write the run under {self.outputs_dir}: {exc}"), False
+
+    def ahead_limit(self) -> int:
+        """Tasks started ahead of their turn at most: the generator's concurrency less the
+        one waited on."""
+        return max(1, getattr(self.generator, "concurrency", 1)) - 1
 
     def prefetch(self, upcoming: Sequence[GenerationTask]) -> None:
         """Start upcoming tasks in the background, up to the generator's concurrency
         (API generators: several submissions in flight; local pipelines: none)."""
-        limit = max(1, getattr(self.generator, "concurrency", 1)) - 1
+        limit = self.ahead_limit()
         if limit < 1:
             return
         if self._pool is None:
@@ -199,13 +203,12 @@ class GenerationRunner:
             staging.copy_question(task)
             document = dict(task=task, generator=self.name, run_id=run_id, run_dir=staging.final_dir,
                             timestamp=timestamp, generation=self.describe())
-            staging.write_metadata(tree.metadata_document(status="running", duration_seconds=None, error=None,
-                                                          generation_id=resume_id, **document))
 
-            def submitted(generation_id: str) -> None:  # stored before the generator polls
+            def submitted(generation_id: str | None) -> None:  # stored before the generator polls
                 staging.write_metadata(tree.metadata_document(status="running", duration_seconds=None, error=None,
                                                               generation_id=generation_id, **document))
 
+            submitted(resume_id)
             result = self._generate(task, staging.video_path, resume_id, submitted)
             if result.status == "pending" and result.generation_id:  # submitted, not fetched: the next run polls it
                 error = result.error or "generation not finished"

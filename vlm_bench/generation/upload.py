@@ -76,8 +76,9 @@ class S3Uploader:
             self._client = boto3.client("s3", config=Config(signature_version="s3v4"))
         return self._client
 
-    def key(self, path: Path) -> str:
-        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:32]
+    def key(self, path: Path, data: bytes | None = None) -> str:
+        """The object's key: a hash of the file's bytes (``data``, when already read)."""
+        digest = hashlib.sha256(Path(path).read_bytes() if data is None else data).hexdigest()[:32]
         name = f"{digest}{Path(path).suffix.lower()}"
         return f"{self.prefix}/{name}" if self.prefix else name
 
@@ -85,10 +86,11 @@ class S3Uploader:
         return f"s3://{self.bucket}/{self.key(path)}"
 
     def upload(self, path: Path) -> str:
-        key = self.key(path)
+        data = Path(path).read_bytes()
+        key = self.key(path, data)
         content_type = mimetypes.guess_type(str(path))[0] or "application/octet-stream"
         try:
-            self.client.put_object(Bucket=self.bucket, Key=key, Body=Path(path).read_bytes(), ContentType=content_type)
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
             return self.client.generate_presigned_url("get_object", Params={"Bucket": self.bucket, "Key": key},
                                                       ExpiresIn=self.expires_s)
         except Exception as exc:  # botocore's errors: the message names the bucket, never the secret
