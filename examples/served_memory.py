@@ -15,11 +15,9 @@ divided by one item's KV share. Estimates; measure on the cluster before trustin
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-import yaml
+from vlm_bench.config import resolve_model
 
-CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "models"
 # Language-model shapes from the checkpoints' config.json (llm_config): InternVL3-38B is
 # built on Qwen2.5-32B, InternVL3-78B on Qwen2.5-72B; both use 8 KV heads of 128.
 LLM = {"internvl3_38b": {"label": "InternVL3-38B", "layers": 64, "kv_heads": 8, "head_dim": 128},
@@ -41,8 +39,7 @@ def rows() -> list[str]:
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for name in LLM:
-        info = yaml.safe_load((CONFIGS / f"{name}.yaml").read_text())["info"]
-        weights, kv = float(info["bf16_weights_gb"]), kv_gb_per_item(name)
+        weights, kv = float(resolve_model(name).info["bf16_weights_gb"]), kv_gb_per_item(name)
         for tp in (1, 2, 4, 8):
             fits = []
             for card in CARDS_GB:

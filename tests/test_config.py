@@ -176,3 +176,16 @@ def test_impossible_frame_settings_fail_before_any_item(dataset_yaml):
 def test_same_dataset_twice_is_refused(dataset_yaml):
     with pytest.raises(ConfigError, match="given twice"):
         build_run_config(model="mock", datasets=[str(dataset_yaml), str(dataset_yaml)])
+
+
+def test_catalog_bf16_weights_are_twice_the_parameter_count():
+    """docs/backends.md's GPU guide and examples/served_memory.py read ``bf16_weights_gb``;
+    it is the parameter count times two bytes, as the docs say."""
+    from vlm_bench.config import MODELS_DIR
+
+    checked = 0
+    for path in sorted(MODELS_DIR.glob("internvl3_*.yaml")):
+        info = resolve_model(path.stem).info
+        assert abs(info["bf16_weights_gb"] - 2 * info["parameters_b"]) <= 0.15, path.name
+        checked += 1
+    assert checked >= 7
