@@ -284,6 +284,7 @@ class VlmBenchSession:
         """This process's engine loads, GPUs, frame decodes (and frames shared between
         questions about one video), frame-cache use and engine error, for the summary."""
         ev = self._evaluator
+        server = ev.adapter.engine_info() if ev and ev.adapter else None
         return {
             "worker": getattr(self.config, "workerinput", {}).get("workerid", "main"),
             "engine_loads": ev.load_count if ev else 0,
@@ -293,7 +294,7 @@ class VlmBenchSession:
             "frames": {"decoded": ev.decodes, "shared": ev.memory.hits} if ev else None,
             "frame_cache": {"hits": ev.cache.hits, "misses": ev.cache.misses} if ev and ev.cache else None,
             "error": self.engine_error(),
-            **({"server": ev.adapter.engine_info()} if ev and ev.adapter and ev.adapter.engine_info() else {}),
+            **({"server": server} if server else {}),
         }
 
     def engine_error(self) -> str | None:

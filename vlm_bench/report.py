@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from vlm_bench.results import ITEMS_FILE, SUMMARY_FILE, fmt_interval, fmt_rate, read_records
-from vlm_bench.utils.video import IMAGE_SUFFIXES, MediaError, open_reader
+from vlm_bench.utils.video import IMAGE_SUFFIXES, READERS, MediaError, open_reader
 
 THUMB_HEIGHT = 96
 MAX_FAILED_SHOWN = 50
@@ -96,11 +96,12 @@ def category_figure(summary: Mapping[str, Any]):
     for y, (name, bucket) in enumerate(rows):
         rate = 100 * bucket["pass_rate"]
         ax.barh(y, rate, color="#4c72b0" if y == 0 else "#55a868", height=0.65)
-        has_interval = interval_text(bucket) not in ("too few items", "one video only", "-")
+        shown = interval_text(bucket)
+        has_interval = shown not in ("too few items", "one video only", "-")
         if has_interval:
             lo, hi = (100 * v for v in bucket["ci95"])
             ax.errorbar(rate, y, xerr=[[rate - lo], [hi - rate]], fmt="none", ecolor="#222222", capsize=3, linewidth=1)
-        label = f"{rate:.0f}%  n={bucket['scored']}" + ("" if has_interval else f"  ({interval_text(bucket)})")
+        label = f"{rate:.0f}%  n={bucket['scored']}" + ("" if has_interval else f"  ({shown})")
         ax.text(LABEL_X, y, label, va="center", fontsize=8)
     ax.axhline(0.5, color="#999999", linewidth=0.8)
     ax.axvline(100, color="#999999", linewidth=0.8)
@@ -142,7 +143,7 @@ def _read(media: str, reader: str | None, indices: list[int]) -> list[np.ndarray
     if reader == "image-folder":
         files = sorted(f for f in os.listdir(media) if f.lower().endswith(IMAGE_SUFFIXES))
         return [cv2.cvtColor(cv2.imread(os.path.join(media, files[i])), cv2.COLOR_BGR2RGB) for i in indices]
-    return open_reader(media, reader if reader in ("decord", "opencv", "pyav") else "auto").read(indices)
+    return open_reader(media, reader if reader in READERS else "auto").read(indices)
 
 
 def _data_uri(png: bytes) -> str:

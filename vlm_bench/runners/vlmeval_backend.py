@@ -160,8 +160,7 @@ class VLMEvalKitEngine:
         root = frames_dir or cache_root() / "vlmeval"
         self.frames = FrameFiles(root)
         self._modality = None
-        self._warned: set[str] = set()
-        self._video_datasets: set[str] = set()
+        self._is_video: dict[str, bool] = {}  # dataset name -> VLMEvalKit's modality is VIDEO (checked once)
 
     def load(self) -> None:
         api = import_vlmeval()
@@ -179,15 +178,12 @@ class VLMEvalKitEngine:
         return model_cfg.vlmeval_dataset or DEFAULT_VLMEVAL_DATASET
 
     def check_dataset(self, name: str) -> None:
-        if name in self._warned:
+        if name in self._is_video:
             return
-        self._warned.add(name)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            modality = self._modality(name)
-        if modality == "VIDEO":
-            self._video_datasets.add(name)
-        else:
+            self._is_video[name] = self._modality(name) == "VIDEO"
+        if not self._is_video[name]:
             warnings.warn(
                 f"VLMEvalKit does not know {name!r} as a video dataset: its models will tile each frame "
                 "as an image and label frames Image-k; set vlmeval_dataset to a video dataset such as "
@@ -209,7 +205,7 @@ class VLMEvalKitEngine:
         cfg = model_cfg or self.model_cfg
         dataset = self.dataset_name(cfg)
         self.check_dataset(dataset)
-        rewrites = dataset in self._video_datasets and rewrites_video_text(self.model)
+        rewrites = self._is_video.get(dataset, False) and rewrites_video_text(self.model)
         sent, seen = vlmeval_video_text(prompt, dataset) if rewrites else (prompt, prompt)
         message = self.message(media, sent)
         gen_kwargs = getattr(self.model, "kwargs", None)
