@@ -82,6 +82,12 @@ def test_prefetch_holds_back_for_large_items():
         ev.close()
 
 
-def test_default_bound_is_a_quarter_of_memory_at_most_16_gb():
+def test_default_bound_is_a_quarter_of_memory_at_most_16_gb(monkeypatch):
     assert 0 < default_item_frames_gb() <= 16.0
+    page = 4096
+    for ram_gb, bound in ((24, 6.0), (8, 2.0), (256, 16.0)):
+        sizes = {"SC_PAGE_SIZE": page, "SC_PHYS_PAGES": ram_gb * 1024**3 // page}
+        monkeypatch.setattr("os.sysconf", sizes.__getitem__)
+        assert default_item_frames_gb() == bound, ram_gb
+    monkeypatch.undo()
     assert build_run_config(model="mock", datasets=[str(SMOKE_JSONL)]).item_frames_gb == default_item_frames_gb()

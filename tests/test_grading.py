@@ -193,3 +193,23 @@ def test_native_engine_puts_the_reference_image_after_the_frames(vmevalkit_data)
     assert text.index("Frame3:") < text.rindex("<img>") and text.count("<img>") == 4  # 3 frames, then the image
     assert text.rindex("</img>") < text.index("Does it end there?")
     assert np.asarray(media.reference).dtype == np.uint8
+
+
+def test_a_generator_the_judge_tells_from_a_static_video_is_not_flagged():
+    """With enough tasks a perfect generator's goal interval clears the static control's,
+    so the flag is off for it and on for a generator that reaches no goal."""
+    from vlm_bench.datasets.vmevalkit_outputs import KIND, STATIC
+    from vlm_bench.grading import grading_summary
+
+    def record(generator, task, passed, extracted):
+        return {"id": f"{generator}/{task}/goal", "dataset": "outputs", "passed": passed, "error": None,
+                "answer": "yes", "prediction": extracted, "extracted": extracted, "cluster": f"{generator}/{task}",
+                "meta": {"kind": KIND, "generator": generator, "domain": "maze", "check": "goal"}}
+
+    tasks = [f"maze_{i:04d}" for i in range(12)]
+    records = [record("good", t, True, "yes") for t in tasks] + [record("bad", t, False, "no") for t in tasks]
+    records += [record(STATIC, t, True, "no") for t in tasks]  # the judge says "no" to every static video
+    summary = grading_summary(records)
+    assert summary["static_video_goal_pass_rate"]["pass_rate"] == 0.0
+    assert summary["models"]["good"]["like_static_video"] is False
+    assert summary["models"]["bad"]["like_static_video"] is True
