@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +18,7 @@ import pytest
 
 from vlm_bench.generation.options import is_generation_session
 from vlm_bench.options import OPTIONS, add_options
+from vlm_bench.scheduling import GPUS_INPUT
 from vlm_bench.types import ItemRecord, Sample
 
 # Everything else is imported when a session uses vlm-bench: this module loads in every
@@ -41,7 +41,6 @@ REUSED_KEY = "vlm_bench_reused"
 LOAD_ERROR_KEY = "vlm_bench_load_error"
 WORKER_KEY = "vlm_bench_worker"
 TRANSPORT_KEYS = (RECORD_KEY, UID_KEY, REUSED_KEY, LOAD_ERROR_KEY, WORKER_KEY)
-GPUS_INPUT = "vlm_bench_gpus"
 UNIT_INPUT = "vlm_bench_unit_size"
 PLUGIN_NAME = "vlm_bench_session"
 MARKERS = (
@@ -183,13 +182,13 @@ class VlmBenchSession:
 
     def __init__(self, config: pytest.Config, run: RunConfig):
         from vlm_bench.config import run_fingerprint
-        from vlm_bench.results import ResultsWriter, RunSummary, run_info, utc_now
+        from vlm_bench.results import ResultsWriter, RunSummary, default_results_dir, run_info, utc_now
 
         self.config = config
         self.run = run
         self.is_controller = not hasattr(config, "workerinput")  # pytest-xdist workers carry workerinput
         self.started_at = utc_now()
-        self.results_dir = Path(run.results_dir) if run.results_dir else default_results_dir(run)
+        self.results_dir = Path(run.results_dir) if run.results_dir else default_results_dir(f"{run.model.name}-{run.backend}")
         self._samples: list[Sample] | None = None
         self._sample_of: dict[str, Sample] | None = None  # uid -> sample, for failure_record
         self._evaluator: Evaluator | None = None
@@ -227,30 +226,9 @@ class VlmBenchSession:
 
     def samples(self) -> list[Sample]:
         if self._samples is None:
-            from vlm_bench.datasets import load_samples, select_samples
-            from vlm_bench.scheduling import in_shard
+            from vlm_bench.datasets import run_samples
 
-            samples: list[Sample] = []
-            reasons = []
-            for dataset in self.run.datasets:
-                loaded = load_samples(dataset)
-                chosen = select_samples(loaded, self.run.limit, self.run.categories)
-                mine = [s for s in chosen if in_shard(s.uid, self.run.shard)]
-                if not loaded:
-                    reasons.append(f"dataset {dataset.name!r} holds no items ({dataset.path or dataset.root})")
-                elif not chosen:
-                    reasons.append(
-                        f"--categories {','.join(self.run.categories)} matched none of the {len(loaded)} items of "
-                        f"dataset {dataset.name!r} (its categories: {', '.join(_categories_of(loaded)) or 'none'})"
-                    )
-                elif not mine:
-                    reasons.append(
-                        f"shard {self.run.shard[0]}/{self.run.shard[1]} holds none of the {len(chosen)} items of "
-                        f"dataset {dataset.name!r} (items go to shards by a hash of their id)"
-                    )
-                samples.extend(mine)
-            self._samples = samples
-            self.empty_reasons = reasons if not samples else []
+            self._samples, self.empty_reasons = run_samples(self.run)
         return self._samples
 
     def evaluator(self) -> Evaluator | None:
@@ -477,13 +455,11 @@ class VlmBenchSession:
     def pytest_configure_node(self, node: Any) -> None:
         """pytest-xdist, controller side: give worker gw<k> its own GPU slice, and the size
         of the work units (its look-ahead stays within the unit it is running)."""
-        from vlm_bench.scheduling import worker_gpus
+        from vlm_bench.scheduling import give_worker_gpus
 
         if self.unit_size:
             node.workerinput[UNIT_INPUT] = self.unit_size
-        if self.gpus_per_worker:
-            index = int(node.gateway.id.removeprefix("gw"))
-            node.workerinput[GPUS_INPUT] = ",".join(worker_gpus(index, self.gpus_per_worker, self.gpus))
+        give_worker_gpus(node, self.gpus_per_worker, self.gpus)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
@@ -821,11 +797,6 @@ def _param_id(nodeid: str) -> str:
     return nodeid.rsplit("::", 1)[-1].partition("[")[2][:-1]
 
 
-def _categories_of(samples: list[Sample]) -> list[str]:
-    found = {s.category for s in samples if s.category} | {f"{k}={v}" for s in samples for k, v in s.categories.items()}
-    return sorted(found)[:12]
-
-
 def _vlm_sample(item: pytest.Item) -> Sample | None:
     sample = getattr(getattr(item, "callspec", None), "params", {}).get("vlm_item")
     return sample if isinstance(sample, Sample) else None
@@ -834,12 +805,6 @@ def _vlm_sample(item: pytest.Item) -> Sample | None:
 def drop_transport(props: list[tuple[str, Any]]) -> None:
     if any(key in TRANSPORT_KEYS for key, _ in props):
         props[:] = [(key, value) for key, value in props if key not in TRANSPORT_KEYS]
-
-
-def default_results_dir(run: RunConfig) -> Path:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{stamp}-{run.model.name}-{run.backend}")
-    return Path(os.environ.get("VLM_BENCH_RESULTS_ROOT", "vlm-results")) / name
 
 
 # ---------------------------------------------------------------- fixtures and markers

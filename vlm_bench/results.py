@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import socket
 import subprocess
@@ -270,6 +271,14 @@ def lock_holder(results_dir: str | os.PathLike) -> dict[str, Any] | None:
         return None
     finally:
         os.close(fd)
+
+
+def default_results_dir(label: str) -> Path:
+    """``$VLM_BENCH_RESULTS_ROOT`` (default ``vlm-results``) / ``<UTC stamp>-<label>``, the
+    label made safe as a folder name."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{stamp}-{label}")
+    return Path(os.environ.get("VLM_BENCH_RESULTS_ROOT", "vlm-results")) / name
 
 
 def fingerprint_id(fingerprint: Mapping[str, Any]) -> str:

@@ -51,6 +51,17 @@ def worker_gpus(worker_index: int, gpus_per_worker: int, visible: Sequence[str])
     return list(visible[start : start + gpus_per_worker])
 
 
+GPUS_INPUT = "vlm_bench_gpus"  # the xdist worker input that carries a worker's GPU slice
+
+
+def give_worker_gpus(node: Any, gpus_per_worker: int, visible: Sequence[str]) -> None:
+    """pytest-xdist, controller side: put worker gw<k>'s own slice of the visible GPUs in
+    its workerinput; the worker pins it (CUDA_VISIBLE_DEVICES) in its pytest_configure."""
+    if gpus_per_worker:
+        index = int(node.gateway.id.removeprefix("gw"))
+        node.workerinput[GPUS_INPUT] = ",".join(worker_gpus(index, gpus_per_worker, visible))
+
+
 def check_gpu_plan(workers: int, gpus_per_worker: int, visible: Sequence[str]) -> None:
     if workers * gpus_per_worker > len(visible):
         raise ValueError(

@@ -4,9 +4,7 @@ judging session over the fresh videos) and ``vlm-bench generators`` (the catalog
 from __future__ import annotations
 
 import argparse
-import re
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 
 from vlm_bench.generation.catalog import generator_catalog, load_generator_config, requirements
@@ -56,8 +54,9 @@ def cmd_generate(args: argparse.Namespace, evals_default: Path) -> int:
         return int(pytest.ExitCode.USAGE_ERROR)
     values = vars(args)
     if args.judge and not args.vlm_results_dir:  # both sessions need to know where the first one writes
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-        values["vlm_results_dir"] = str(Path("vlm-results") / re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{stamp}-generate-{args.gen_generator}"))
+        from vlm_bench.results import default_results_dir
+
+        values["vlm_results_dir"] = str(default_results_dir(f"generate-{args.gen_generator}"))
     extra = list(args.pytest_args)
     gen_file = evals / "test_generation.py" if evals.is_dir() else evals
     code = int(pytest.main([str(gen_file), *option_args(values, GENERATION_OPTIONS + SHARED_OPTIONS), *extra]))

@@ -10,11 +10,9 @@ Loaded by ``vlm_bench.pytest_plugin`` (``pytest_plugins``); the work is in
 from __future__ import annotations
 
 import os
-import re
 import sys
 import time
 from dataclasses import replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +31,6 @@ if TYPE_CHECKING:
 RECORD_KEY = "vlm_bench_generation_record"
 REUSED_KEY = "vlm_bench_generation_reused"
 WORKER_KEY = "vlm_bench_generation_worker"
-GPUS_INPUT = "vlm_bench_gpus"  # the same worker input the VQA session pins GPUs with
 PLUGIN_NAME = "vlm_bench_generation"
 
 
@@ -130,7 +127,7 @@ class GenerationSession:
     def __init__(self, config: pytest.Config):
         from vlm_bench.config import ConfigError, build_run_config
         from vlm_bench.generation.catalog import resolve_generator, with_transport
-        from vlm_bench.results import ResultsWriter, run_info, utc_now
+        from vlm_bench.results import ResultsWriter, default_results_dir, run_info, utc_now
 
         self.config = config
         self.lock = None
@@ -154,9 +151,7 @@ class GenerationSession:
         self.cfg = with_transport(self.cfg, base_url=opt("vlm_base_url"), api_key_env=opt("vlm_api_key_env"),
                                   upload_to=opt("gen_upload_to"))
         self.max_generations = opt("gen_max_generations")
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-        default = Path(os.environ.get("VLM_BENCH_RESULTS_ROOT", "vlm-results")) / re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{stamp}-generate-{self.cfg.name}")
-        self.results_dir = Path(opt("vlm_results_dir")) if opt("vlm_results_dir") else default
+        self.results_dir = Path(opt("vlm_results_dir")) if opt("vlm_results_dir") else default_results_dir(f"generate-{self.cfg.name}")
         self.fingerprint = {
             "generator": self.cfg.name,
             # where requests go and how many at once do not change the videos: not part of the fingerprint
@@ -219,16 +214,11 @@ class GenerationSession:
         return dry_run_lines(self.cfg, self.requested, generator, self.plan(self.tasks(), generator), self.outputs_dir)
 
     def tasks(self) -> list["GenerationTask"]:
-        from vlm_bench.datasets import load_samples, select_samples
+        from vlm_bench.datasets import run_samples
         from vlm_bench.generation.run import tasks_from_samples
-        from vlm_bench.scheduling import in_shard
 
         if self._tasks is None:
-            samples = []
-            for dataset in self.run.datasets:
-                chosen = select_samples(load_samples(dataset), self.run.limit, self.run.categories)
-                samples.extend(s for s in chosen if in_shard(s.uid, self.run.shard))
-            self._tasks = tasks_from_samples(samples, self.run.datasets)
+            self._tasks = tasks_from_samples(run_samples(self.run)[0], self.run.datasets)
         return self._tasks
 
     def runner(self) -> "GenerationRunner":
@@ -309,11 +299,9 @@ class GenerationSession:
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
         """pytest-xdist, controller side: give worker gw<k> its own GPU slice."""
-        from vlm_bench.scheduling import worker_gpus
+        from vlm_bench.scheduling import give_worker_gpus
 
-        if self.gpus_per_worker:
-            index = int(node.gateway.id.removeprefix("gw"))
-            node.workerinput[GPUS_INPUT] = ",".join(worker_gpus(index, self.gpus_per_worker, self.gpus))
+        give_worker_gpus(node, self.gpus_per_worker, self.gpus)
 
     @pytest.hookimpl
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
