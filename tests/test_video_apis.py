@@ -449,6 +449,16 @@ def test_max_generations_caps_new_submissions_and_leaves_the_rest_for_later(serv
     assert server.count("runway", "submit") - before == 4
 
 
+def test_a_generation_run_shows_status_lines_with_the_count_of_videos_made(server, gen_suite, tmp_path):
+    server.fault("runway", "submit", 400)  # one of the three is refused
+    result = gen_suite.runpytest_inprocess(*session_args("runway", server, tmp_path, "--limit", "3", "--concurrency", "1",
+                                                         "--progress", "always", "--progress-interval", "0"))
+    result.assert_outcomes(passed=2, failed=1)
+    lines = [line for line in result.outlines if line.startswith("vlm-bench: ") and " items (" in line]
+    assert [line.split(",")[0] for line in lines] == [f"vlm-bench: {n}/3 items ({100 * n / 3:.0f}%)" for n in (1, 2, 3)]
+    assert "pass rate 66.7% so far" in lines[-1]  # videos made over tasks done
+
+
 def test_a_resumed_run_on_xdist_workers_runs_the_failed_tasks_again(server, gen_suite, tmp_path):
     """The controller drops errored records from items.jsonl on --resume; the workers must
     not take those tasks as finished (their records would vanish)."""

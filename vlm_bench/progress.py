@@ -36,11 +36,11 @@ class Progress:
     """``bar``: redraw one line in place (pytest's own outcome letters for evaluation items
     are left out meanwhile, see the plugin); else a status line every ``interval`` s."""
 
-    def __init__(self, reporter: Any, bar: bool, interval: float):
+    def __init__(self, reporter: Any, bar: bool, interval: float, started: float | None = None):
         self.reporter = reporter
         self.bar = bar
         self.interval = interval
-        self.started = time.monotonic()
+        self.started = time.monotonic() if started is None else started  # time.monotonic() of the run's start
         self.last = self.started
         self.drawn = False
 

@@ -177,7 +177,8 @@ class GenerationSession:
         self.probe = None
         self.left_for_later = 0
         self._started = time.monotonic()
-        self._last_progress = self._started
+        self._progress: Any = False  # status lines, built on first use (None: not shown)
+        self.generated = 0  # records of a video made or found
 
     def prepare(self) -> None:
         """Fail fast: the generator must be runnable here (in this version, its extra
@@ -313,27 +314,26 @@ class GenerationSession:
             if not props.get(REUSED_KEY):  # a --resume'd record is in items.jsonl already
                 self.writer.write(record)
             self.records.append(record)
+            self.generated += bool(record.get("passed"))
             worker = props.get(WORKER_KEY)
             if worker:
                 self.workers[worker["worker"]] = worker
             self.report_progress()
 
     def report_progress(self) -> None:
-        mode = self.config.getoption("vlm_progress")
-        show = mode == "always" or (mode == "auto" and sys.stdout.isatty() and self.config.get_verbosity() >= 0
-                                    and not os.environ.get("CI"))
-        now = time.monotonic()
-        done = len(self.records)
-        if not show or (now - self._last_progress < self.config.getoption("vlm_progress_interval") and done < self.total):
-            return
-        self._last_progress = now
-        from vlm_bench.progress import progress_line
+        """A status line every --progress-interval seconds (and at the end), where shown."""
+        if self._progress is False:
+            mode = self.config.getoption("vlm_progress")
+            show = mode == "always" or (mode == "auto" and sys.stdout.isatty() and self.config.get_verbosity() >= 0
+                                        and not os.environ.get("CI"))
+            reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+            self._progress = None
+            if show and reporter is not None:
+                from vlm_bench.progress import Progress
 
-        generated = sum(1 for r in self.records if r.get("passed"))
-        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None:
-            reporter.write("\n")
-            reporter.write_line(progress_line(done, self.total, generated, done, now - self._started))
+                self._progress = Progress(reporter, False, self.config.getoption("vlm_progress_interval"), self._started)
+        if self._progress is not None:
+            self._progress.update(len(self.records), self.total, self.generated, len(self.records))
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
