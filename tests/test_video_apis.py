@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import os
 import signal
 import subprocess
@@ -136,6 +137,13 @@ def test_api_settings_and_transport_are_checked_before_any_task(tmp_path):
     bad.write_text("family: X\nkind: api\nengine: a.b:C\napi: {poll_intervals: 3}\n")
     with pytest.raises(ConfigError, match=r"api: unknown key 'poll_intervals' \(did you mean 'poll_interval_s'\?\)"):
         load_generator_config(bad)
+    for setting, message in (("api: {poll_timeout_s: .nan}", "api: poll_timeout_s must be a finite number > 0, got nan"),
+                             ("api: {usd_per_second: .inf}", "usd_per_second must be a finite number >= 0, got inf"),
+                             ("defaults: {fps: .nan}", "defaults: fps must be a finite number > 0, got nan"),
+                             ("defaults: {guidance_scale: -1}", "guidance_scale must be a finite number >= 0, got -1")):
+        bad.write_text(f"family: X\nkind: api\nengine: a.b:C\n{setting}\n")
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            load_generator_config(bad)
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)

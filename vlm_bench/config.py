@@ -268,9 +268,8 @@ def check_server(where: str, server: Mapping[str, Any]) -> dict[str, Any]:
         if key in out and (not _is_int(out[key]) or out[key] < low):
             raise ConfigError(f"{where}: {key} must be a whole number >= {low}, got {out[key]!r}")
     for key, zero_ok in (("timeout_s", False), ("connect_timeout_s", False), ("retry_base_s", True)):
-        value = out.get(key)
-        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0 or (value == 0 and not zero_ok)):
-            raise ConfigError(f"{where}: {key} must be a number {'>=' if zero_ok else '>'} 0, got {value!r}")
+        if out.get(key) is not None:
+            check_number(where, key, out[key], zero_ok=zero_ok)
     if "image_format" in out and out["image_format"] not in IMAGE_FORMATS:
         raise ConfigError(f"{where}: image_format must be one of {', '.join(IMAGE_FORMATS)}, got {out['image_format']!r}")
     if "extra_body" in out:
@@ -280,6 +279,12 @@ def check_server(where: str, server: Mapping[str, Any]) -> dict[str, Any]:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_number(where: str, key: str, value: Any, *, zero_ok: bool) -> None:
+    """A setting that must be a finite number > 0 (>= 0 with ``zero_ok``)."""
+    if not (_is_number(value) and (value > 0 or (zero_ok and value == 0))):
+        raise ConfigError(f"{where}: {key} must be a finite number {'>=' if zero_ok else '>'} 0, got {value!r}")
 
 
 def _is_number(value: Any) -> bool:

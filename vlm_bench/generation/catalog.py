@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
 
-from vlm_bench.config import CONFIG_ROOT, ENV_NAME, ConfigError, _check_keys, _check_mapping, _is_int, _load_yaml, _plain
+from vlm_bench.config import CONFIG_ROOT, ENV_NAME, ConfigError, _check_keys, check_number, _check_mapping, _is_int, _load_yaml, _plain
 from vlm_bench.generation.base import (
     API_KEYS,
     API_SETTING_KEYS,
@@ -122,11 +122,8 @@ def load_generator_config(path: str | Path, name: str | None = None) -> Generato
 def _check_api_values(where: str, values: Mapping[str, Any]) -> None:
     for key in ("requests_per_minute", "poll_interval_s", "poll_timeout_s", "timeout_s", "connect_timeout_s",
                 "retry_base_s", "usd_per_second", "usd_per_video"):
-        value = values.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0
-                                  or (value == 0 and key not in ("retry_base_s", "usd_per_second", "usd_per_video"))):
-            floor = ">= 0" if key in ("retry_base_s", "usd_per_second", "usd_per_video") else "> 0"
-            raise ConfigError(f"{where}: {key} must be a number {floor}, got {value!r}")
+        if values.get(key) is not None:
+            check_number(where, key, values[key], zero_ok=key in ("retry_base_s", "usd_per_second", "usd_per_video"))
     for key in ("max_retries", "upload_url_expires_s"):
         if key in values and (not _is_int(values[key]) or values[key] < 0):
             raise ConfigError(f"{where}: {key} must be a whole number >= 0, got {values[key]!r}")
@@ -143,9 +140,8 @@ def _check_setting_values(where: str, values: Mapping[str, Any]) -> None:
         if value is not None and (not _is_int(value) or value < 1):
             raise ConfigError(f"{where}: {key} must be a whole number >= 1, got {value!r}")
     for key in ("fps", "guidance_scale"):
-        value = values.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (key == "fps" and value == 0)):
-            raise ConfigError(f"{where}: {key} must be a number > 0, got {value!r}")
+        if values.get(key) is not None:
+            check_number(where, key, values[key], zero_ok=key == "guidance_scale")
     if values.get("seed") is not None and not _is_int(values["seed"]):
         raise ConfigError(f"{where}: seed must be a whole number, got {values['seed']!r}")
     if values.get("dtype") is not None and values["dtype"] not in DTYPES:
