@@ -283,28 +283,14 @@ class GenerationRunner:
     def _record(self, task: GenerationTask, run_dir: Path | None, run_id: str, result: GenerationResult,
                 checked: Mapping[str, Any] | None, error: str | None, seconds: float) -> ItemRecord:
         ok = error is None
-        return ItemRecord(
-            id=task.id,
-            dataset=task.dataset,
-            model=self.name,
-            backend=self.backend,
-            quant="none",
-            category=task.domain,
-            question=task.prompt,
-            answer=None,
+        return self._task_record(
+            task,
             prediction=str(run_dir / "video" / tree.VIDEO_NAME) if ok else None,
-            scorer=SCORER,
             score=1.0 if ok else 0.0,
             passed=ok,
             latency_ms=round(seconds * 1000, 3),
-            truncated=False,
-            tokens=None,
             error=error,
             video=dict(checked) if checked else None,
-            decode=self.settings.as_dict(),
-            categories={"domain": task.domain},
-            cluster=task.task_dir,
-            media=str(task.first_frame),
             meta={
                 "kind": KIND,
                 "generator": self.name,
@@ -318,6 +304,16 @@ class GenerationRunner:
             },
         )
 
+    def _task_record(self, task: GenerationTask, **outcome: Any) -> ItemRecord:
+        """A task's record: what every generation record holds, and ``outcome`` (prediction,
+        score, passed, latency_ms, error, video, meta)."""
+        return ItemRecord(
+            id=task.id, dataset=task.dataset, model=self.name, backend=self.backend, quant="none",
+            category=task.domain, question=task.prompt, answer=None, scorer=SCORER, truncated=False, tokens=None,
+            decode=self.settings.as_dict(), categories={"domain": task.domain}, cluster=task.task_dir,
+            media=str(task.first_frame), **outcome,
+        )
+
     def _not_sent(self, task: GenerationTask, error: str) -> ItemRecord:
         result = GenerationResult(False, None, error, 0.0, "", self.name, "failed")
         return self._record(task, None, "", result, None, error, 0.0)
@@ -325,14 +321,9 @@ class GenerationRunner:
     def _reused_record(self, task: GenerationTask, run: tree.Run) -> ItemRecord:
         inference = run.metadata.get("inference") or {}
         took = inference.get("duration_seconds")
-        return ItemRecord(
-            id=task.id, dataset=task.dataset, model=self.name, backend=self.backend, quant="none",
-            category=task.domain, question=task.prompt, answer=None, prediction=str(run.video),
-            scorer=SCORER, score=1.0, passed=True,
-            latency_ms=round(took * 1000, 3) if isinstance(took, (int, float)) else None,
-            truncated=False, tokens=None, error=None, video=None,
-            decode=self.settings.as_dict(), categories={"domain": task.domain}, cluster=task.task_dir,
-            media=str(task.first_frame),
+        return self._task_record(
+            task, prediction=str(run.video), score=1.0, passed=True,
+            latency_ms=round(took * 1000, 3) if isinstance(took, (int, float)) else None, error=None, video=None,
             meta={"kind": KIND, "generator": self.name, "run_id": run.dir.name, "inference_dir": str(run.dir),
                   "generation_id": (run.metadata.get("output") or {}).get("generation_id"),
                   "generation_seconds": took, "reused": True},
