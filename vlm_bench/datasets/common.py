@@ -7,7 +7,7 @@ import csv
 import json
 import string
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 LETTERS = string.ascii_uppercase
 
@@ -89,3 +89,14 @@ def check_source_keys(dataset_name: str, settings: Mapping[str, Any], allowed: t
         raise DatasetError(
             f"dataset {dataset_name!r}: unknown source setting {unknown[0]!r} (allowed: {', '.join(allowed)})"
         )
+
+
+def first_existing(candidates: Sequence[Path], exists: Callable[[Path], bool] = Path.exists) -> tuple[str, str | None]:
+    """Where an item's media is: the first of ``candidates`` that exists, and None; or,
+    when none does, the first candidate twice (the path the download lacks: the item is
+    reported as missing media)."""
+    for path in candidates:
+        if exists(path):
+            return str(path), None
+    return str(candidates[0]), str(candidates[0])
+

@@ -13,12 +13,20 @@ that item only."""
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 from vlm_bench.config import DatasetConfig
-from vlm_bench.datasets.common import LETTERS, DatasetError, as_list, check_source_keys, need, read_rows, source_setting
+from vlm_bench.datasets.common import (
+    LETTERS,
+    DatasetError,
+    as_list,
+    check_source_keys,
+    first_existing,
+    need,
+    read_rows,
+    source_setting,
+)
 from vlm_bench.types import Sample
 
 SOURCE_KEYS = ("tasks", "frame_fps", "gif_fps")
@@ -51,7 +59,7 @@ def load_mvbench(dataset: DatasetConfig) -> list[Sample]:
             bound = None
             if spec.get("bound") and row.get("start") is not None and row.get("end") is not None:
                 bound = (float(row["start"]), float(row["end"]))
-            video = media_path(root, spec.get("prefix", ""), str(need(row, "video", where)))
+            video, missing = first_existing(media_candidates(root, spec.get("prefix", ""), str(need(row, "video", where))))
             samples.append(
                 Sample(
                     id=f"{slug}_{index:04d}",
@@ -67,19 +75,17 @@ def load_mvbench(dataset: DatasetConfig) -> list[Sample]:
                     bound=bound,
                     frame_fps=frame_fps.get(media_type),
                     source=where,
-                    missing_media=None if os.path.exists(video) else video,
+                    missing_media=missing,
                     load_error=problem,
                 )
             )
     return samples
 
 
-def media_path(root: Path, prefix: str, name: str) -> str:
-    """``<root>/<prefix>/<name>``, or its twin under ``video/data0613/`` where the
-    download keeps it; the first path when neither exists."""
-    path = root / prefix / name
-    if not path.exists() and Path(prefix).parts[:1] == ("video",):
-        moved = root / "video" / "data0613" / Path(*Path(prefix).parts[1:]) / name
-        if moved.exists():
-            return str(moved)
-    return str(path)
+def media_candidates(root: Path, prefix: str, name: str) -> list[Path]:
+    """``<root>/<prefix>/<name>``, then its twin under ``video/data0613/``, where the
+    Hugging Face download keeps some videos."""
+    candidates = [root / prefix / name]
+    if Path(prefix).parts[:1] == ("video",):
+        candidates.append(root / "video" / "data0613" / Path(*Path(prefix).parts[1:]) / name)
+    return candidates

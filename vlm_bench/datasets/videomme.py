@@ -7,8 +7,19 @@ missing media, not as a wrong answer."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from vlm_bench.config import DatasetConfig
-from vlm_bench.datasets.common import LETTERS, DatasetError, as_list, check_source_keys, need, read_rows, source_setting
+from vlm_bench.datasets.common import (
+    LETTERS,
+    DatasetError,
+    as_list,
+    check_source_keys,
+    first_existing,
+    need,
+    read_rows,
+    source_setting,
+)
 from vlm_bench.types import Sample
 
 SOURCE_KEYS = ("video_dir", "subtitles", "subtitle_dir", "video_ext")
@@ -33,15 +44,14 @@ def load_videomme(dataset: DatasetConfig) -> list[Sample]:
         if answer not in LETTERS[: len(options)]:
             raise DatasetError(f"{where}: answer {answer!r} is not one of the option letters")
         srt = subtitle_dir / f"{video_id}.srt"
-        found = next((p for p in (video_dir / f"{video_id}{e}" for e in extensions) if p.is_file()), None)
-        video = found or video_dir / f"{video_id}{ext}"
+        video, missing = first_existing([video_dir / f"{video_id}{e}" for e in extensions], Path.is_file)
         samples.append(
             Sample(
                 id=str(need(row, "question_id", where)),
                 dataset=dataset.name,
                 question=str(need(row, "question", where)),
                 answer=answer,
-                video=str(video),
+                video=video,
                 options=tuple(options),
                 scorer=dataset.scorer or "mc",
                 category=str(row.get("duration")) if row.get("duration") is not None else None,
@@ -49,7 +59,7 @@ def load_videomme(dataset: DatasetConfig) -> list[Sample]:
                 cluster=video_id,
                 subtitles=str(srt) if use_subtitles and srt.is_file() else None,
                 source=where,
-                missing_media=None if found else str(video),
+                missing_media=missing,
             )
         )
     return samples
