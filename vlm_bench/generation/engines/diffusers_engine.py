@@ -82,12 +82,14 @@ class DiffusersGenerator:
             raise GeneratorUnavailable(f"generator {self.name!r} sets neither model nor local_build")
         return str(Path(self.cfg.model).expanduser()) if Path(self.cfg.model).expanduser().is_dir() else self.cfg.model
 
-    def check(self) -> None:
+    def check(self) -> tuple[Any, str | None]:
         """Before any task: diffusers and the pipeline class are there, and the weights
-        are a local folder, cached, or reachable (else ``model not available: <repo>``)."""
-        self.pipeline_class()
+        are a local folder, cached, or reachable (else ``model not available: <repo>``).
+        Returns the pipeline class and the weights' source (None for a local build, which
+        is built on load, not here)."""
+        cls = self.pipeline_class()
         if self.cfg.local_build:
-            return
+            return cls, None
         source = self.model_source()
         if not Path(source).is_dir():
             from vlm_bench.runners.native_backend import _check_hub_reachable
@@ -96,15 +98,15 @@ class DiffusersGenerator:
                 _check_hub_reachable(source, self.cfg.revision, filename="model_index.json")
             except RuntimeError as exc:
                 raise GeneratorUnavailable(str(exc)) from None
+        return cls, source
 
     def load(self) -> None:
         import torch
 
         from vlm_bench.runners.native_backend import _torch_dtype
 
-        cls = self.pipeline_class()
-        self.check()
-        source = self.source = self.model_source()
+        cls, checked = self.check()
+        source = self.source = checked or self.model_source()
         cuda = torch.cuda.is_available()
         self.device = "cuda" if cuda else "cpu"
         s = self.settings
