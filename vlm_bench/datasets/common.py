@@ -99,4 +99,3 @@ def first_existing(candidates: Sequence[Path], exists: Callable[[Path], bool] = 
         if exists(path):
             return str(path), None
     return str(candidates[0]), str(candidates[0])
-

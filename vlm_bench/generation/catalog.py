@@ -9,7 +9,17 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
 
-from vlm_bench.config import CONFIG_ROOT, ENV_NAME, ConfigError, _check_keys, check_number, _check_mapping, _is_int, _load_yaml, _plain
+from vlm_bench.config import (
+    CONFIG_ROOT,
+    ENV_NAME,
+    ConfigError,
+    _check_keys,
+    _check_mapping,
+    _is_int,
+    _load_yaml,
+    _plain,
+    check_number,
+)
 from vlm_bench.generation.base import (
     API_KEYS,
     API_SETTING_KEYS,
