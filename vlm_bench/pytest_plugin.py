@@ -18,7 +18,6 @@ import pytest
 
 from vlm_bench.generation.options import is_generation_session
 from vlm_bench.options import OPTIONS, add_options
-from vlm_bench.scheduling import GPUS_INPUT
 from vlm_bench.types import ItemRecord, Sample
 
 # Everything else is imported when a session uses vlm-bench: this module loads in every
@@ -75,9 +74,12 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     for marker in MARKERS:
         config.addinivalue_line("markers", marker)
-    workerinput = getattr(config, "workerinput", {})
-    if workerinput.get(GPUS_INPUT) is not None:  # an xdist worker: pin before anything initialises CUDA
-        os.environ["CUDA_VISIBLE_DEVICES"] = workerinput[GPUS_INPUT]
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput:  # an xdist worker: pin its GPUs before anything initialises CUDA
+        from vlm_bench.scheduling import GPUS_INPUT
+
+        if workerinput.get(GPUS_INPUT) is not None:
+            os.environ["CUDA_VISIBLE_DEVICES"] = workerinput[GPUS_INPUT]
     if config.option.help or not uses_vlm_bench(config) or is_generation_session(config):
         return  # started on first use (a test asking for vlm_item or a vlm fixture), if any
     start_session(config)
