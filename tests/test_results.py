@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from vlm_bench.results import ResultsWriter, clustered_ci, format_table, read_records, record_line, summarize, write_json_atomic
+from vlm_bench.results import ResultsWriter, format_table, read_records, record_line, summarize, write_json_atomic
+from vlm_bench.scoring import clustered_ci
 
 
 def rec(i, passed=True, dataset="d", category="c", error=None, truncated=False, latency=1.0):

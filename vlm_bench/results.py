@@ -22,7 +22,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from vlm_bench.scoring import clustered_ci, clustered_ci_of_totals  # noqa: F401 (clustered_ci: re-exported)
+from vlm_bench.scoring import clustered_ci_of_totals
 from vlm_bench.types import ItemRecord
 
 ITEMS_FILE = "items.jsonl"

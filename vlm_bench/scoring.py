@@ -20,7 +20,6 @@ from vlm_bench.answers import (  # noqa: F401  (re-exported: the scorers' extrac
     extract_yesno,
     normalize_text,
     option_letters,
-    strip_option_label,
 )
 from vlm_bench.types import Score
 

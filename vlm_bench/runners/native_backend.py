@@ -249,7 +249,7 @@ def bnb_config(quant: str):
             f"--quant={quant} needs bitsandbytes: pip install 'vlm-bench[quant]' (or run with --quant=none)"
         )
     try:
-        import bitsandbytes  # noqa: F401
+        importlib.import_module("bitsandbytes")
     except Exception as exc:  # a build without a backend for this machine
         raise RuntimeError(
             f"bitsandbytes cannot run here ({exc}); use a CUDA GPU for --quant={quant} or run with --quant=none"
