@@ -34,6 +34,7 @@ from vlm_bench.results import (
     utc_now,
     write_json_atomic,
 )
+from vlm_bench.tables import print_table
 
 CHECKOUT_EVALS = Path(__file__).resolve().parent.parent / "evals"
 
@@ -156,7 +157,7 @@ def cmd_models() -> int:
                 str(info.get("single_gpu_quant", "-")),
             )
         )
-    _print_table(rows)
+    print_table(rows)
     return 0
 
 
@@ -166,14 +167,8 @@ def cmd_datasets() -> int:
         cfg = load_dataset_config(path)
         where = cfg.path or cfg.root or f"<--dataset-root>/{cfg.annotations or ''}"
         rows.append((name, cfg.format, where, cfg.description or (f"data: {cfg.docs}" if cfg.docs else "")))
-    _print_table(rows)
+    print_table(rows)
     return 0
-
-
-def _print_table(rows: Sequence[Sequence[str]]) -> None:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -10,6 +10,7 @@ from pathlib import Path
 from vlm_bench.generation.catalog import generator_catalog, load_generator_config, requirements
 from vlm_bench.generation.options import GENERATION_OPTIONS, SHARED_OPTIONS
 from vlm_bench.options import add_options, option_args
+from vlm_bench.tables import print_table
 
 TABLE_FILE = "generation_table.json"
 
@@ -31,14 +32,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_generators() -> int:
-    from vlm_bench.cli import _print_table
-
     rows = [("name", "family", "kind", "model / pipeline", "needs")]
     for name, path in generator_catalog().items():
         cfg = load_generator_config(path, name)
         source = cfg.model or (f"local build {cfg.local_build}" if cfg.local_build else "-")
         rows.append((name, cfg.family, cfg.kind, f"{source}{' / ' + cfg.pipeline if cfg.pipeline else ''}", requirements(cfg)))
-    _print_table(rows)
+    print_table(rows)
     return 0
 
 
