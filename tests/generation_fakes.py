@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from vlm_bench.generation.base import GenerationResult
-from vlm_bench.generation.catalog import GeneratorConfig
+from vlm_bench.generation.config import GeneratorConfig
 from vlm_bench.utils.synthetic import write_video
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import math
 import os
 import re
 import string
@@ -20,6 +19,10 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
+from vlm_bench.checks import ConfigError, check_number
+from vlm_bench.checks import is_int as _is_int
+from vlm_bench.checks import is_number as _is_number
+from vlm_bench.checks import plain as _plain
 from vlm_bench.types import BACKENDS, FRAME_STRATEGIES, MAX_FRAMES, QUANTIZATIONS, SEED_RANGE, DecodeConfig, VideoConfig
 
 CONFIG_ROOT = Path(__file__).resolve().parent / "configs"
@@ -43,10 +46,6 @@ def cache_root() -> Path:
     """Where vlm-bench keeps what it builds or writes once (the tiny model, frame files):
     $VLM_BENCH_CACHE, else ~/.cache/vlm-bench."""
     return Path(os.environ.get("VLM_BENCH_CACHE", Path.home() / ".cache" / "vlm-bench"))
-
-
-class ConfigError(ValueError):
-    """A configuration is wrong; the session stops before any item runs."""
 
 
 # ---------------------------------------------------------------- records
@@ -178,14 +177,6 @@ class DatasetConfig:
         return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
 def file_sha256(path: str | Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -275,21 +266,6 @@ def check_server(where: str, server: Mapping[str, Any]) -> dict[str, Any]:
     if "extra_body" in out:
         out["extra_body"] = dict(_check_mapping(f"{where}: extra_body", out["extra_body"]))
     return out
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def check_number(where: str, key: str, value: Any, *, zero_ok: bool) -> None:
-    """A setting that must be a finite number > 0 (>= 0 with ``zero_ok``)."""
-    if not (_is_number(value) and (value > 0 or (zero_ok and value == 0))):
-        raise ConfigError(f"{where}: {key} must be a finite number {'>=' if zero_ok else '>'} 0, got {value!r}")
-
-
-def _is_number(value: Any) -> bool:
-    """A finite int or float (YAML's .nan and .inf are floats; true/false are not numbers)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _yaml_text(where: str, key: str, value: Any) -> str:

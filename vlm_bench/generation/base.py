@@ -1,6 +1,6 @@
-"""The generator interface: the settings a generation runs with, one task pair, the result
-of one generation, and the protocol every generator follows (local pipelines now,
-commercial APIs next).
+"""The generator interface: one task pair, the result of one generation, and the protocol
+every generator follows (local pipelines and commercial APIs). The settings types are in
+``generation/config.py``.
 
 The protocol mirrors VMEvalKit's ``ModelWrapper.generate(image_path, text_prompt,
 duration, output_filename, **kwargs)`` and its result dict (success, video_path, error,
@@ -11,82 +11,11 @@ pytest and never write the output tree; the runner (``generation/run.py``) does.
 from __future__ import annotations
 
 import importlib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
+from typing import Any, Callable, Mapping, Protocol
 
-if TYPE_CHECKING:
-    from vlm_bench.generation.catalog import GeneratorConfig
-
-CPU_OFFLOAD = ("none", "model", "sequential")
-DTYPES = ("float32", "float16", "bfloat16")
-
-
-@dataclass(frozen=True)
-class GenerationSettings:
-    """How one generator makes each video. ``None`` leaves a choice to the generator
-    (an API's own default, a pipeline's own default)."""
-
-    num_frames: int | None = None
-    fps: float | None = None
-    height: int | None = None
-    width: int | None = None
-    steps: int | None = None
-    guidance_scale: float | None = None
-    seed: int = 0
-    dtype: str | None = None  # on a GPU; float32 on a CPU unless set on the command line
-    cpu_offload: str = "none"
-    vae_tiling: bool = False
-    vae_slicing: bool = False
-    negative_prompt: str | None = None
-
-    @property
-    def duration(self) -> float | None:
-        """Seconds of video asked for (VMEvalKit's ``duration``)."""
-        if self.num_frames and self.fps:
-            return round(self.num_frames / self.fps, 3)
-        return None
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-SETTING_KEYS = tuple(f.name for f in fields(GenerationSettings))
-# The settings an API generator takes from the command line; the rest of its request is
-# its catalog entry's call_args.
-API_SETTING_KEYS = ("seed", "negative_prompt")
-
-
-@dataclass(frozen=True)
-class APIConfig:
-    """How an API generator talks to its provider: the catalog entry's ``api`` mapping,
-    under the command line's --base-url and --upload-to. Where and how fast requests go,
-    not what the video is, so none of it is part of a run's fingerprint. The key is never
-    here: only the name of its environment variable (``needs.api_key``)."""
-
-    provider: str | None = None  # requests_per_minute is shared by the entries of one provider
-    base_url: str | None = None  # None: the SDK's own
-    requests_per_minute: float | None = None  # every request to the provider from this process
-    poll_interval_s: float = 5.0
-    poll_timeout_s: float = 1200.0  # then the task stays pending; the next run polls it again
-    timeout_s: float = 120.0  # one request
-    connect_timeout_s: float = 10.0
-    max_retries: int = 5  # per request, on 429, 5xx and connection errors
-    retry_base_s: float = 2.0  # backoff: base * 2**attempt with jitter (at most 60 s), or Retry-After
-    usd_per_second: float | None = None  # list price per second of video, for the dry run's estimate
-    usd_per_video: float | None = None
-    first_frame: str = "data_uri"  # data_uri, bytes, file, or url (needs an uploader: --upload-to)
-    upload_to: str | None = None  # s3://bucket/prefix: where first frames go when the API needs a URL
-    upload_url_expires_s: int = 86400
-
-    @classmethod
-    def of(cls, cfg: "GeneratorConfig") -> "APIConfig":
-        return cls(**cfg.api)
-
-
-API_KEYS = tuple(f.name for f in fields(APIConfig))
-FIRST_FRAME_MODES = ("data_uri", "bytes", "file", "url")
-
+from vlm_bench.generation.config import GenerationSettings, GeneratorConfig
 
 @dataclass(frozen=True)
 class GenerationTask:
@@ -190,7 +119,7 @@ def generator_class(import_path: str) -> type:
         raise GeneratorUnavailable(f"engine {import_path!r}: {module_name} has no {class_name}") from None
 
 
-def create_generator(cfg: "GeneratorConfig", settings: GenerationSettings) -> Generator:
+def create_generator(cfg: GeneratorConfig, settings: GenerationSettings) -> Generator:
     """Build (not load) the generator a catalog entry names."""
     if cfg.unavailable:
         raise GeneratorUnavailable(f"generator {cfg.name!r} is not available in this version: needs {cfg.unavailable}")

@@ -5,7 +5,7 @@ it needs to run. Unknown keys are errors naming them."""
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -17,68 +17,27 @@ from vlm_bench.config import (
     _check_mapping,
     _is_int,
     _load_yaml,
-    _plain,
     check_number,
 )
-from vlm_bench.generation.base import (
+from vlm_bench.generation.config import (
     API_KEYS,
-    API_SETTING_KEYS,
-    CPU_OFFLOAD,
     DTYPES,
     FIRST_FRAME_MODES,
+    KINDS,
+    NEEDS_KEYS,
+    RESIZE_MODES,
     SETTING_KEYS,
     APIConfig,
     GenerationSettings,
+    GeneratorConfig,
+    check_setting_values,
 )
 
 GENERATORS_DIR = CONFIG_ROOT / "generators"
-KINDS = ("open_source", "api")
-RESIZE_MODES = ("fixed", "max_area")
-NEEDS_KEYS = ("extra", "gpu_memory_gb", "api_key", "repository", "notes")
-
-
-@dataclass(frozen=True)
-class GeneratorConfig:
-    name: str
-    family: str
-    kind: str
-    engine: str | None = None  # "package.module:Class"
-    model: str | None = None  # hub id or local folder
-    revision: str | None = None
-    local_build: str | None = None  # a tiny pipeline vlm-bench builds locally
-    pipeline: str | None = None  # diffusers pipeline class
-    defaults: Mapping[str, Any] = field(default_factory=dict)  # GenerationSettings fields
-    call_args: Mapping[str, Any] = field(default_factory=dict)  # passed to the pipeline call as they are
-    prompt_suffix: str = ""  # appended to every task prompt (SANA-Video's motion score)
-    component_dtypes: Mapping[str, str] = field(default_factory=dict)  # e.g. {vae: float32}
-    resize: str = "fixed"  # first frame -> width x height; or max_area: keep its aspect ratio
-    size_multiple: int = 16  # height and width are multiples of this
-    frame_multiple: int = 1  # num_frames = k * frame_multiple + 1 when > 1
-    concurrency: int = 1  # tasks in flight at once (API generators)
-    api: Mapping[str, Any] = field(default_factory=dict)  # APIConfig fields (API generators)
-    unavailable: str | None = None  # what it needs that this version lacks
-    needs: Mapping[str, Any] = field(default_factory=dict)
-    description: str | None = None
-    path: str | None = None
-
-    def settings(self, overrides: Mapping[str, Any] | None = None, *, cuda: bool | None = None) -> GenerationSettings:
-        """The entry's defaults under the command line's overrides (``None`` = not set).
-        On a CPU the YAML's GPU dtype gives way to float32 unless the command line sets one."""
-        merged = {k: v for k, v in self.defaults.items() if v is not None}
-        if cuda is False:
-            merged["dtype"] = "float32"
-        merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
-        settings = GenerationSettings(**merged)
-        check_settings(self, settings)
-        return settings
-
-    def as_dict(self) -> dict[str, Any]:
-        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
-
-
 GENERATOR_KEYS = tuple(f.name for f in fields(GeneratorConfig) if f.name not in ("path",))
 
 
+GENERATORS_DIR = CONFIG_ROOT / "generators"
 def load_generator_config(path: str | Path, name: str | None = None) -> GeneratorConfig:
     path = Path(path)
     where = str(path)
@@ -125,7 +84,7 @@ def load_generator_config(path: str | Path, name: str | None = None) -> Generato
         GenerationSettings(**defaults)
     except TypeError as exc:
         raise ConfigError(f"{where}: defaults: {exc}") from None
-    _check_setting_values(where + ": defaults", defaults)
+    check_setting_values(where + ": defaults", defaults)
     return cfg
 
 
@@ -142,46 +101,6 @@ def _check_api_values(where: str, values: Mapping[str, Any]) -> None:
     for key in ("provider", "base_url", "upload_to"):
         if values.get(key) is not None and not isinstance(values[key], str):
             raise ConfigError(f"{where}: {key} must be a string, got {values[key]!r}")
-
-
-def _check_setting_values(where: str, values: Mapping[str, Any]) -> None:
-    for key in ("num_frames", "height", "width", "steps"):
-        value = values.get(key)
-        if value is not None and (not _is_int(value) or value < 1):
-            raise ConfigError(f"{where}: {key} must be a whole number >= 1, got {value!r}")
-    for key in ("fps", "guidance_scale"):
-        if values.get(key) is not None:
-            check_number(where, key, values[key], zero_ok=key == "guidance_scale")
-    if values.get("seed") is not None and not _is_int(values["seed"]):
-        raise ConfigError(f"{where}: seed must be a whole number, got {values['seed']!r}")
-    if values.get("dtype") is not None and values["dtype"] not in DTYPES:
-        raise ConfigError(f"{where}: dtype must be one of {', '.join(DTYPES)}, got {values['dtype']!r}")
-    if values.get("cpu_offload") is not None and values["cpu_offload"] not in CPU_OFFLOAD:
-        raise ConfigError(f"{where}: cpu_offload must be one of {', '.join(CPU_OFFLOAD)}, got {values['cpu_offload']!r}")
-
-
-def check_settings(cfg: GeneratorConfig, settings: GenerationSettings) -> None:
-    """Settings the generator cannot honour fail before any task runs."""
-    where = f"generator {cfg.name!r}"
-    _check_setting_values(where, settings.as_dict())
-    if cfg.kind == "api":
-        unused = [k for k, v in settings.as_dict().items()
-                  if k not in API_SETTING_KEYS and v not in (None, False, "none", GenerationSettings.__dataclass_fields__[k].default)]
-        if unused:
-            raise ConfigError(
-                f"{where} is an API generator: {', '.join(unused)} do not apply to it (it takes --seed and "
-                "--negative-prompt where the provider does); its request is the catalog entry's call_args: "
-                "copy its YAML, edit call_args and pass the copy to --generator"
-            )
-    if cfg.frame_multiple > 1 and settings.num_frames is not None and (settings.num_frames - 1) % cfg.frame_multiple:
-        k = max(1, round((settings.num_frames - 1) / cfg.frame_multiple))
-        raise ConfigError(
-            f"{where}: num_frames must be k*{cfg.frame_multiple}+1 (e.g. {k * cfg.frame_multiple + 1}), got {settings.num_frames}"
-        )
-    for key in ("height", "width"):
-        value = getattr(settings, key)
-        if value is not None and value % cfg.size_multiple:
-            raise ConfigError(f"{where}: {key} must be a multiple of {cfg.size_multiple}, got {value}")
 
 
 def with_transport(cfg: GeneratorConfig, *, base_url: str | None = None, api_key_env: str | None = None,

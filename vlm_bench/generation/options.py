@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from vlm_bench.generation.base import CPU_OFFLOAD, DTYPES
+from vlm_bench.generation.config import CPU_OFFLOAD, DTYPES
 from vlm_bench.options import OPTIONS, Option, non_negative_float, non_negative_int, positive_float, positive_int
 
 GENERATION_OPTIONS: tuple[Option, ...] = (

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Sequence
 
 from vlm_bench.generation import tree
-from vlm_bench.generation.base import GenerationSettings, GenerationTask, Generator
-from vlm_bench.generation.catalog import GeneratorConfig
+from vlm_bench.generation.base import GenerationTask, Generator
+from vlm_bench.generation.config import GenerationSettings, GeneratorConfig
 from vlm_bench.utils.http import clip
 
 

@@ -24,7 +24,7 @@ from vlm_bench.options import add_options
 # The rest loads when a session uses --generator: this module loads in every pytest session.
 if TYPE_CHECKING:
     from vlm_bench.generation.base import GenerationTask
-    from vlm_bench.generation.catalog import GeneratorConfig
+    from vlm_bench.generation.config import GeneratorConfig
     from vlm_bench.generation.run import GenerationRunner
     from vlm_bench.types import ItemRecord
 

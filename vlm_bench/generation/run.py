@@ -21,14 +21,8 @@ from vlm_bench.config import DatasetConfig
 from vlm_bench.datasets import DatasetError
 from vlm_bench.datasets.vmevalkit import read_metadata
 from vlm_bench.generation import tree
-from vlm_bench.generation.base import (
-    GenerationResult,
-    GenerationSettings,
-    GenerationTask,
-    Generator,
-    create_generator,
-)
-from vlm_bench.generation.catalog import GeneratorConfig
+from vlm_bench.generation.base import GenerationResult, GenerationTask, Generator, create_generator
+from vlm_bench.generation.config import GenerationSettings, GeneratorConfig
 from vlm_bench.types import ItemRecord, Sample
 
 KIND = "vmevalkit-generation"

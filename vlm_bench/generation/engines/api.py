@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, TypeVar
 
-from vlm_bench.generation.base import APIConfig, GenerationResult, GenerationSettings, GeneratorUnavailable
-from vlm_bench.generation.catalog import GeneratorConfig
+from vlm_bench.generation.base import GenerationResult, GeneratorUnavailable
+from vlm_bench.generation.config import APIConfig, GenerationSettings, GeneratorConfig
 from vlm_bench.utils.http import Backoff, body_text, clip, redact_url, scrub
 from vlm_bench.utils.http import retry_after as retry_after_s
 

@@ -22,8 +22,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from vlm_bench.generation.base import GenerationResult, GenerationSettings, GeneratorUnavailable
-from vlm_bench.generation.catalog import GeneratorConfig
+from vlm_bench.generation.base import GenerationResult, GeneratorUnavailable
+from vlm_bench.generation.config import GenerationSettings, GeneratorConfig
 
 EXTRA_HINT = "pip install 'vlm-bench[generation]'"
 # x264 output is deterministic for fixed input and options; "veryfast" encodes several times
