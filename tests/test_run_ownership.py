@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import QUIET, SMOKE_JSONL, read_jsonl, run_items
-from vlm_bench import results
+from vlm_bench.results import lock as results_lock
 from vlm_bench.results import LOCK_FILE, ResultsDirError, RunLock, lock_holder, merge_results
 from vlm_bench.runners.mock_backend import MockEngine
 from vlm_bench.scheduling import in_shard
@@ -117,7 +117,7 @@ def test_a_lock_names_its_holder_and_is_taken_over_when_stale(tmp_path):
 
 def test_without_flock_the_holder_pid_is_checked(tmp_path, monkeypatch):
     """Some cluster file systems refuse flock: the named holder is checked instead."""
-    monkeypatch.setattr(results, "_try_flock", lambda fd: None)
+    monkeypatch.setattr(results_lock, "_try_flock", lambda fd: None)
     lock_file = tmp_path / "out" / LOCK_FILE
     lock_file.parent.mkdir()
     alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
