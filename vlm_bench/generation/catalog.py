@@ -9,16 +9,8 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, Mapping
 
-from vlm_bench.config import (
-    CONFIG_ROOT,
-    ENV_NAME,
-    ConfigError,
-    _check_keys,
-    _check_mapping,
-    _is_int,
-    _load_yaml,
-    check_number,
-)
+from vlm_bench.checks import ConfigError, check_number, is_int
+from vlm_bench.config import CONFIG_ROOT, ENV_NAME, check_keys, check_mapping, load_yaml
 from vlm_bench.generation.config import (
     API_KEYS,
     DTYPES,
@@ -41,8 +33,8 @@ GENERATORS_DIR = CONFIG_ROOT / "generators"
 def load_generator_config(path: str | Path, name: str | None = None) -> GeneratorConfig:
     path = Path(path)
     where = str(path)
-    data = dict(_load_yaml(path))
-    _check_keys(where, data, GENERATOR_KEYS)
+    data = dict(load_yaml(path))
+    check_keys(where, data, GENERATOR_KEYS)
     for key in ("family", "kind"):
         if not isinstance(data.get(key), str):
             raise ConfigError(f"{where}: missing key {key!r}")
@@ -51,22 +43,22 @@ def load_generator_config(path: str | Path, name: str | None = None) -> Generato
     if data.get("resize", "fixed") not in RESIZE_MODES:
         raise ConfigError(f"{where}: resize must be one of {', '.join(RESIZE_MODES)}, got {data['resize']!r}")
     for key in ("size_multiple", "frame_multiple", "concurrency"):
-        if key in data and (not _is_int(data[key]) or data[key] < 1):
+        if key in data and (not is_int(data[key]) or data[key] < 1):
             raise ConfigError(f"{where}: {key} must be a whole number >= 1, got {data[key]!r}")
     if not data.get("unavailable") and not data.get("engine"):
         raise ConfigError(f"{where}: set 'engine' (package.module:Class), or 'unavailable' (what it needs)")
-    defaults = dict(_check_mapping(f"{where}: defaults", data.get("defaults")))
+    defaults = dict(check_mapping(f"{where}: defaults", data.get("defaults")))
     if "seed" in defaults:
         raise ConfigError(f"{where}: defaults.seed: the seed comes from --seed (default 0), the same for every generator")
-    _check_keys(f"{where}: defaults", defaults, SETTING_KEYS)
-    needs = dict(_check_mapping(f"{where}: needs", data.get("needs")))
-    _check_keys(f"{where}: needs", needs, NEEDS_KEYS)
-    component_dtypes = dict(_check_mapping(f"{where}: component_dtypes", data.get("component_dtypes")))
+    check_keys(f"{where}: defaults", defaults, SETTING_KEYS)
+    needs = dict(check_mapping(f"{where}: needs", data.get("needs")))
+    check_keys(f"{where}: needs", needs, NEEDS_KEYS)
+    component_dtypes = dict(check_mapping(f"{where}: component_dtypes", data.get("component_dtypes")))
     for component, dtype in component_dtypes.items():
         if dtype not in DTYPES:
             raise ConfigError(f"{where}: component_dtypes.{component} must be one of {', '.join(DTYPES)}, got {dtype!r}")
-    api = dict(_check_mapping(f"{where}: api", data.get("api")))
-    _check_keys(f"{where}: api", api, API_KEYS)
+    api = dict(check_mapping(f"{where}: api", data.get("api")))
+    check_keys(f"{where}: api", api, API_KEYS)
     if api and data["kind"] != "api":
         raise ConfigError(f"{where}: 'api' is for kind: api entries")
     _check_api_values(f"{where}: api", api)
@@ -76,7 +68,7 @@ def load_generator_config(path: str | Path, name: str | None = None) -> Generato
         defaults=defaults,
         needs=needs,
         component_dtypes=component_dtypes,
-        call_args=dict(_check_mapping(f"{where}: call_args", data.get("call_args"))),
+        call_args=dict(check_mapping(f"{where}: call_args", data.get("call_args"))),
     )
     data["name"] = str(data.get("name") or name or path.stem)
     cfg = GeneratorConfig(path=str(path.resolve()), **data)
@@ -94,7 +86,7 @@ def _check_api_values(where: str, values: Mapping[str, Any]) -> None:
         if values.get(key) is not None:
             check_number(where, key, values[key], zero_ok=key in ("retry_base_s", "usd_per_second", "usd_per_video"))
     for key in ("max_retries", "upload_url_expires_s"):
-        if key in values and (not _is_int(values[key]) or values[key] < 0):
+        if key in values and (not is_int(values[key]) or values[key] < 0):
             raise ConfigError(f"{where}: {key} must be a whole number >= 0, got {values[key]!r}")
     if values.get("first_frame", "data_uri") not in FIRST_FRAME_MODES:
         raise ConfigError(f"{where}: first_frame must be one of {', '.join(FIRST_FRAME_MODES)}, got {values['first_frame']!r}")

@@ -7,9 +7,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Mapping
 
-from vlm_bench.checks import ConfigError, check_number
-from vlm_bench.checks import is_int as _is_int
-from vlm_bench.checks import plain as _plain
+from vlm_bench.checks import ConfigError, check_number, is_int, plain
 
 CPU_OFFLOAD = ("none", "model", "sequential")
 DTYPES = ("float32", "float16", "bfloat16")
@@ -122,18 +120,18 @@ class GeneratorConfig:
         return settings
 
     def as_dict(self) -> dict[str, Any]:
-        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+        return {f.name: plain(getattr(self, f.name)) for f in fields(self)}
 
 
 def check_setting_values(where: str, values: Mapping[str, Any]) -> None:
     for key in ("num_frames", "height", "width", "steps"):
         value = values.get(key)
-        if value is not None and (not _is_int(value) or value < 1):
+        if value is not None and (not is_int(value) or value < 1):
             raise ConfigError(f"{where}: {key} must be a whole number >= 1, got {value!r}")
     for key in ("fps", "guidance_scale"):
         if values.get(key) is not None:
             check_number(where, key, values[key], zero_ok=key == "guidance_scale")
-    if values.get("seed") is not None and not _is_int(values["seed"]):
+    if values.get("seed") is not None and not is_int(values["seed"]):
         raise ConfigError(f"{where}: seed must be a whole number, got {values['seed']!r}")
     if values.get("dtype") is not None and values["dtype"] not in DTYPES:
         raise ConfigError(f"{where}: dtype must be one of {', '.join(DTYPES)}, got {values['dtype']!r}")
