@@ -13,7 +13,7 @@ from vlm_bench.evaluate import Evaluator, load_media
 from vlm_bench.types import VideoConfig
 from vlm_bench.utils.subtitles import lines_at, parse_srt
 from vlm_bench.utils.synthetic import band_index
-from vlm_bench.utils.video import uniform_indices
+from vlm_bench.utils.sampling import uniform_indices
 
 BENCH = FIXTURES / "benchmarks"
 

@@ -12,9 +12,10 @@ from conftest import COLOUR_MP4, EVAL_TEST, SMOKE_JSONL, SQUARE_MP4, read_jsonl
 from vlm_bench.config import build_run_config, default_item_frames_gb
 from vlm_bench.datasets import load_samples
 from vlm_bench.evaluate import Evaluator
-from vlm_bench.utils import video as video_mod
+from vlm_bench.utils import readers as readers_mod
 from vlm_bench.utils.synthetic import band_index
-from vlm_bench.utils.video import FrameBudgetError, read_image_frames, select_frames
+from vlm_bench.utils.readers import FrameBudgetError
+from vlm_bench.utils.video import read_image_frames, select_frames
 
 QUIET = ("-p", "no:cacheprovider", "-W", "ignore::pytest.PytestAssertRewriteWarning")
 FRAME_BYTES = 96 * 128 * 3  # the smoke videos' frames
@@ -22,7 +23,7 @@ FRAME_BYTES = 96 * 128 * 3  # the smoke videos' frames
 
 @pytest.mark.parametrize("reader", ["decord", "opencv"])
 def test_too_many_frame_bytes_fail_before_decoding_them(reader, monkeypatch):
-    monkeypatch.setattr(video_mod, "READ_CHUNK", 4)  # decord refuses after its first chunk
+    monkeypatch.setattr(readers_mod, "READ_CHUNK", 4)  # decord refuses after its first chunk
     with pytest.raises(FrameBudgetError, match=r"40 frames of 128x96 need 0.0 GB decoded, more than the 0.0 GB an item may use \(--item-frames-gb\)"):
         select_frames(SQUARE_MP4, 40, reader=reader, max_bytes=39 * FRAME_BYTES)
     frames, _ = select_frames(SQUARE_MP4, 40, reader=reader, max_bytes=40 * FRAME_BYTES)
@@ -31,7 +32,7 @@ def test_too_many_frame_bytes_fail_before_decoding_them(reader, monkeypatch):
 
 def test_chunked_reads_give_the_same_frames(monkeypatch):
     whole, meta = select_frames(COLOUR_MP4, 40, reader="decord")
-    monkeypatch.setattr(video_mod, "READ_CHUNK", 3)
+    monkeypatch.setattr(readers_mod, "READ_CHUNK", 3)
     chunked, meta2 = select_frames(COLOUR_MP4, 40, reader="decord")
     assert meta == meta2 and all(np.array_equal(a, b) for a, b in zip(whole, chunked))
     assert [band_index(f) for f in chunked] == list(meta.selected_indices)

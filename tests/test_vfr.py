@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from vlm_bench.utils.synthetic import band_index, indexed_frame
-from vlm_bench.utils.video import fps_indices, select_frames, usable_timestamps
+from vlm_bench.utils.sampling import fps_indices, usable_timestamps
+from vlm_bench.utils.video import select_frames
 
 PTS = [i / 30 for i in range(30)] + [1 + 0.5 * i for i in range(10)]  # seconds; the video lasts 6 s
 
@@ -61,7 +62,7 @@ def test_timestamps_that_say_nothing_are_not_used():
 
 def test_the_seeking_reader_refuses_variable_frame_rate(vfr_video):
     """PyAV seeks by frame index only where timestamps are index x frame duration."""
-    from vlm_bench.utils.video import MediaError, open_reader
+    from vlm_bench.utils.readers import MediaError, open_reader
 
     with pytest.raises(MediaError, match="constant-frame-rate"):
         open_reader(str(vfr_video), "pyav")

@@ -3,15 +3,9 @@ import pytest
 
 from conftest import COLOUR_MP4, SQUARE_MP4
 from vlm_bench.utils.synthetic import band_index, write_png
-from vlm_bench.utils.video import (
-    MediaError,
-    choose_indices,
-    fps_indices,
-    read_image_frames,
-    select_frames,
-    stride_indices,
-    uniform_indices,
-)
+from vlm_bench.utils.readers import MediaError
+from vlm_bench.utils.sampling import choose_indices, fps_indices, stride_indices, uniform_indices
+from vlm_bench.utils.video import read_image_frames, select_frames
 
 
 def model_card_get_index(bound, fps, max_frame, first_idx=0, num_segments=32):
@@ -107,23 +101,23 @@ def test_dense_picks_on_a_long_clip_stay_sequential(long_gop_clip):
 
 
 def test_without_pyav_decord_seeks_only_far_apart_picks(long_gop_clip, monkeypatch):
-    import vlm_bench.utils.video as video
+    import vlm_bench.utils.readers as readers
 
-    monkeypatch.setattr(video, "pyav_available", lambda: False)
+    monkeypatch.setattr(readers, "pyav_available", lambda: False)
     assert select_frames(long_gop_clip, 8)[1].reader == "opencv"  # 75 frames apart
-    monkeypatch.setattr(video, "DECORD_MIN_GAP", 50)
+    monkeypatch.setattr(readers, "DECORD_MIN_GAP", 50)
     frames, meta = select_frames(long_gop_clip, 8)
     assert meta.reader == "decord" and [band_index(f) for f in frames] == [i % 62 for i in meta.selected_indices]
 
 
 def test_timestamps_that_do_not_map_to_frames_fall_back_to_a_sequential_read(long_gop_clip, monkeypatch):
     pytest.importorskip("av")
-    import vlm_bench.utils.video as video
+    import vlm_bench.utils.readers as readers
 
     def confused(self, pts, strict=True):
-        raise video._NotSeekable("timestamp between frames")
+        raise readers._NotSeekable("timestamp between frames")
 
-    monkeypatch.setattr(video.PyAVReader, "_index_of", lambda self, pts, strict=True: 0 if not strict else confused(self, pts))
+    monkeypatch.setattr(readers.PyAVReader, "_index_of", lambda self, pts, strict=True: 0 if not strict else confused(self, pts))
     frames, meta = select_frames(long_gop_clip, 8)
     assert meta.reader == "opencv" and [band_index(f) for f in frames] == [i % 62 for i in meta.selected_indices]
 
@@ -202,7 +196,7 @@ def test_read_image_frames(tmp_path):
 
 
 def test_png_reads_after_decord_was_used():
-    """decord's bundled zlib must not break OpenCV's PNG reader (see video.py)."""
+    """decord's bundled zlib must not break OpenCV's PNG reader (see readers.py)."""
     import subprocess
     import sys
 

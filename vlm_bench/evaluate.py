@@ -22,7 +22,8 @@ from vlm_bench.registry import adapter_class
 from vlm_bench.runners import ServerUnavailable, create_engine
 from vlm_bench.scoring import score_prediction
 from vlm_bench.types import DecodeConfig, FrameSelection, Generation, ItemRecord, Sample, VideoConfig, VideoInput
-from vlm_bench.utils.video import FrameBudgetError, MediaError, read_frame_folder, read_image_frames, select_frames
+from vlm_bench.utils.readers import FrameBudgetError, MediaError
+from vlm_bench.utils.video import read_frame_folder, read_image_frames, select_frames
 
 
 DEFAULT_FRAME_FOLDER_FPS = 3.0  # MVBench's frame folders

@@ -15,7 +15,8 @@ import cv2
 import numpy as np
 
 from vlm_bench.results import ITEMS_FILE, SUMMARY_FILE, fmt_interval, fmt_rate, read_records
-from vlm_bench.utils.video import IMAGE_SUFFIXES, READERS, MediaError, open_reader
+from vlm_bench.utils.readers import READERS, MediaError, open_reader
+from vlm_bench.utils.video import IMAGE_SUFFIXES
 
 THUMB_HEIGHT = 96
 MAX_FAILED_SHOWN = 50

@@ -18,7 +18,9 @@ import pytest
 from perf_report import interleaved, median_ratio, report
 from vlm_bench.config import cache_root
 from vlm_bench.utils.synthetic import indexed_frame, make_long_video, write_video
-from vlm_bench.utils.video import OpenCVReader, select_frames, uniform_indices
+from vlm_bench.utils.readers import OpenCVReader
+from vlm_bench.utils.sampling import uniform_indices
+from vlm_bench.utils.video import select_frames
 
 av = pytest.importorskip("av")
 decord = pytest.importorskip("decord")
