@@ -9,7 +9,8 @@ import pytest
 from conftest import EVAL_TEST, FIXTURES, read_jsonl
 from vlm_bench.config import ConfigError, build_run_config, resolve_dataset
 from vlm_bench.datasets import DatasetError, load_samples, select_samples
-from vlm_bench.evaluate import Evaluator, load_media
+from vlm_bench.evaluate import Evaluator
+from vlm_bench.frames import load_media
 from vlm_bench.types import VideoConfig
 from vlm_bench.utils.subtitles import lines_at, parse_srt
 from vlm_bench.utils.synthetic import band_index

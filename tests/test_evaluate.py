@@ -5,7 +5,8 @@ import numpy as np
 from conftest import SMOKE_JSONL, SQUARE_MP4
 from vlm_bench.config import build_run_config, load_dataset_config
 from vlm_bench.datasets import load_samples
-from vlm_bench.evaluate import Evaluator, load_media
+from vlm_bench.evaluate import Evaluator
+from vlm_bench.frames import load_media
 from vlm_bench.runners.mock_backend import MockEngine
 from vlm_bench.types import DecodeConfig, VideoConfig
 

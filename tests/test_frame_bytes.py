@@ -70,14 +70,14 @@ def test_prefetch_holds_back_for_large_items():
     run = build_run_config(model="mock", datasets=[str(SMOKE_JSONL)])
     samples = [s for s in load_samples(run.datasets[0]) if s.video]
     ev = Evaluator(run, samples)
-    ev.max_item_bytes = 25 * 10**5
-    ev._item_bytes = 10**6  # items of 1 MB: the running one and one ahead fit in 2.5 MB
+    ev.frames.max_item_bytes = 25 * 10**5
+    ev.frames._item_bytes = 10**6  # items of 1 MB: the running one and one ahead fit in 2.5 MB
     held = threading.Event()  # no background decode finishes (and updates the item size) meanwhile
-    decode = ev._decode_or_read
-    ev._decode_or_read = lambda *args: held.wait() and decode(*args)
+    decode = ev.frames._decode_or_read
+    ev.frames._decode_or_read = lambda *args: held.wait() and decode(*args)
     try:
         ev.prefetch(samples[1:])
-        assert len(ev._media_ahead) == 1
+        assert len(ev.frames._media_ahead) == 1
     finally:
         held.set()
         ev.close()

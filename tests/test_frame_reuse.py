@@ -38,11 +38,11 @@ def evaluator(data, **kw):
 
 
 def count_decodes(monkeypatch):
-    import vlm_bench.evaluate as evaluate
+    import vlm_bench.frames as frames_mod
 
     calls = []
-    real = evaluate.select_frames
-    monkeypatch.setattr(evaluate, "select_frames", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    real = frames_mod.select_frames
+    monkeypatch.setattr(frames_mod, "select_frames", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
     return calls
 
 
@@ -53,7 +53,7 @@ def test_questions_about_one_video_share_one_decode(write_jsonl, tmp_path, monke
     ev, samples = evaluator(data, frame_cache=str(tmp_path / "cache") if cache else None)
     records = [ev.evaluate(s) for s in samples]
     assert sorted(decodes) == sorted([str(SQUARE_MP4), str(COLOUR_MP4)])
-    assert ev.decodes == 2 and ev.memory.hits == 8
+    assert ev.frames.decodes == 2 and ev.frames.memory.hits == 8
     assert all(r.error is None and r.passed for r in records)
     alone, _ = evaluator(data, frame_memory_gb=0)  # nothing shared: the same records, decoded ten times
     assert [alone.evaluate(s).video for s in samples] == [r.video for r in records]
@@ -82,7 +82,7 @@ def test_prefetch_shares_the_decode_with_the_questions_after_it(write_jsonl, mon
         ev.prefetch(samples[i + 1 : i + 3])
         assert ev.evaluate(sample).passed
     ev.close()
-    assert len(decodes) == 2 and ev.decodes == 2
+    assert len(decodes) == 2 and ev.frames.decodes == 2
 
 
 def test_memory_is_bounded_by_bytes():
@@ -164,11 +164,11 @@ def test_a_damaged_entry_is_a_miss_and_is_written_again(tmp_path, write_jsonl, d
     again, samples = evaluator(data, frame_cache=str(tmp_path / "cache"))
     record = again.evaluate(samples[0])
     assert record.error is None and record.video == first.video
-    assert again.cache.misses == 1 and again.cache.hits == 0
+    assert again.frames.cache.misses == 1 and again.frames.cache.hits == 0
     assert entry.read_bytes() == good  # rewritten
     third, samples = evaluator(data, frame_cache=str(tmp_path / "cache"))
     third.evaluate(samples[0])
-    assert third.cache.hits == 1
+    assert third.frames.cache.hits == 1
 
 
 def test_two_processes_share_a_small_cache(tmp_path, write_jsonl):
@@ -196,11 +196,11 @@ def test_two_processes_share_a_small_cache(tmp_path, write_jsonl):
 def test_prefetch_only_where_decoding_takes_long_enough(write_jsonl):
     data = questions(write_jsonl, per_video=1)
     ev, samples = evaluator(data)
-    ev.decode_ms = 1.0  # decodes seen to be quick: decoded in turn, no thread
+    ev.frames.decode_ms = 1.0  # decodes seen to be quick: decoded in turn, no thread
     ev.prefetch(samples)
-    assert not ev._media_ahead and ev._executor is None
-    ev.decode_ms = 50.0
+    assert not ev.frames._media_ahead and ev.frames._executor is None
+    ev.frames.decode_ms = 50.0
     ev.prefetch(samples)
-    assert len(ev._media_ahead) == 2
+    assert len(ev.frames._media_ahead) == 2
     assert [ev.evaluate(s).passed for s in samples] == [True, True]
     ev.close()

@@ -216,13 +216,13 @@ def test_frame_cache_second_run_decodes_nothing(suite, tmp_path, monkeypatch):
     # questions sharing a video and settings share one decode in memory; each decode is a cache miss
     assert first["frame_cache"] == {"hits": 0, "misses": first["frames"]["decoded"]}
     assert first["frames"]["decoded"] + first["frames"]["shared"] == 9 and first["frames"]["shared"] >= 1
-    import vlm_bench.evaluate as evaluate
+    import vlm_bench.frames as frames_mod
 
     def no_decoding(*a, **k):
         raise AssertionError("decoded a video although its frames are cached")
 
-    monkeypatch.setattr(evaluate, "select_frames", no_decoding)
-    monkeypatch.setattr(evaluate, "read_image_frames", no_decoding)
+    monkeypatch.setattr(frames_mod, "select_frames", no_decoding)
+    monkeypatch.setattr(frames_mod, "read_image_frames", no_decoding)
     run(suite, "--frame-cache", str(cache), "--results-dir", str(tmp_path / "b")).assert_outcomes(passed=9)
     second = json.loads((tmp_path / "b" / "summary.json").read_text())["workers"]["main"]
     assert second["frame_cache"] == {"hits": first["frames"]["decoded"], "misses": 0}

@@ -11,7 +11,8 @@ import pytest
 from conftest import EVAL_TEST, SMOKE_JSONL, read_jsonl
 from vlm_bench.config import build_run_config, resolve_model
 from vlm_bench.datasets import load_samples
-from vlm_bench.evaluate import Evaluator, load_media
+from vlm_bench.evaluate import Evaluator
+from vlm_bench.frames import load_media
 from vlm_bench.registry.tiny_internvl import IMAGE_SEQ_LENGTH, IMAGENET_MEAN, IMAGENET_STD, ensure_tiny_internvl
 from vlm_bench.runners.native_backend import NativeEngine, hf_model_id, quantized_linear_names
 from vlm_bench.types import DecodeConfig, VideoConfig

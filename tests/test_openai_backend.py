@@ -21,7 +21,8 @@ from conftest import EVAL_TEST, REPO, SMOKE_JSONL, read_jsonl
 from fake_openai import FakeOpenAIServer
 from vlm_bench.config import ConfigError, build_run_config, resolve_model
 from vlm_bench.datasets import load_samples
-from vlm_bench.evaluate import Evaluator, load_media
+from vlm_bench.evaluate import Evaluator
+from vlm_bench.frames import load_media
 from vlm_bench.registry.model_adapters.internvl3 import INTERNVL3_SYSTEM_PROMPT
 from vlm_bench.runners import ServerUnavailable
 from vlm_bench.runners.openai_backend import OpenAIEngine, redact_url, resize_square

@@ -6,7 +6,7 @@ import numpy as np
 from conftest import SMOKE_JSONL
 from vlm_bench.config import build_run_config, resolve_model
 from vlm_bench.datasets import load_samples
-from vlm_bench.evaluate import load_media
+from vlm_bench.frames import load_media
 from vlm_bench.runners.vlmeval_backend import VLMEvalKitEngine
 from vlm_bench.types import VideoConfig
 

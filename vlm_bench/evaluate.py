@@ -5,11 +5,9 @@ Plain Python: the pytest plugin, the CLI and tests share it.
 
 from __future__ import annotations
 
-import os
 import random
 import sys
 import time
-from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from typing import Hashable, Sequence
@@ -17,75 +15,13 @@ from typing import Hashable, Sequence
 import numpy as np
 
 from vlm_bench.config import ConfigError, ModelConfig, RunConfig, resolve_decode, resolve_video
-from vlm_bench.frame_cache import DEFAULT_SIDE, FrameCache, FrameMemory, resize_short_side
+from vlm_bench.frame_cache import DEFAULT_SIDE, FrameCache
+from vlm_bench.frames import FrameSource
 from vlm_bench.registry import adapter_class
 from vlm_bench.runners import ServerUnavailable, create_engine
 from vlm_bench.scoring import score_prediction
-from vlm_bench.types import DecodeConfig, FrameSelection, Generation, ItemRecord, Sample, VideoConfig, VideoInput
+from vlm_bench.types import DecodeConfig, Generation, ItemRecord, Sample, VideoConfig, VideoInput
 from vlm_bench.utils.readers import FrameBudgetError, MediaError
-from vlm_bench.utils.video import read_frame_folder, read_image_frames, select_frames
-
-
-DEFAULT_FRAME_FOLDER_FPS = 3.0  # MVBench's frame folders
-MAX_AHEAD = 16  # prefetched items waiting for their turn, at most
-PREFETCH_MIN_MS = 5.0  # decodes quicker than this are not worth a background thread
-
-
-def decode_frames(
-    sample: Sample, video: VideoConfig, max_bytes: int | None = None
-) -> tuple[tuple[np.ndarray, ...], FrameSelection]:
-    """Decode the item's frames with the shared sampler (a video file, a GIF or a folder of
-    frames), or read its image files; more than ``max_bytes`` of frames fail the item."""
-    if sample.video is not None and os.path.isdir(sample.video):
-        frames, selection = read_frame_folder(
-            sample.video,
-            video.max_frames,
-            sample.frame_fps or DEFAULT_FRAME_FOLDER_FPS,
-            video.strategy,
-            video.stride,
-            video.fps,
-            sample.bound,
-            max_bytes,
-        )
-    elif sample.video is not None:
-        frames, selection = select_frames(
-            sample.video, video.max_frames, video.strategy, video.fps, video.stride, bound=sample.bound, max_bytes=max_bytes
-        )
-    else:
-        frames, selection = read_image_frames(list(sample.frames or ()), video.max_frames, max_bytes)
-    return tuple(frames), selection
-
-
-def load_media(sample: Sample, video: VideoConfig) -> VideoInput:
-    """The item's frames, decoded now, as an engine takes them."""
-    frames, selection = decode_frames(sample, video)
-    return media_input(sample, frames, selection)
-
-
-def media_input(sample: Sample, frames: tuple[np.ndarray, ...], selection: FrameSelection) -> VideoInput:
-    return VideoInput(
-        item_id=sample.id,
-        frames=frames,
-        selection=selection,
-        source=sample.media_path,
-        dataset=sample.dataset,
-        reference=reference_image(sample),
-    )
-
-
-def frames_key(sample: Sample, video: VideoConfig) -> Hashable | None:
-    """What decides an item's frames within a run: its media files (path, size, change
-    time) and the frame settings. None when a file is missing (the reader says so)."""
-    paths = [sample.video] if sample.video is not None else list(sample.frames or ())
-    try:
-        files = tuple((p, st.st_size, st.st_mtime_ns) for p in paths for st in (os.stat(p),))
-    except (OSError, TypeError, ValueError):
-        return None
-    return files, sample.video is not None, video, sample.bound, sample.frame_fps
-
-
-def reference_image(sample: Sample):
-    return read_image_frames([sample.reference], 1)[0][0] if sample.reference else None
 
 
 def describe_error(exc: Exception, sample: Sample, stage: str = "engine") -> str:
@@ -119,23 +55,17 @@ class Evaluator:
         self.load_count = 0  # engine loads by this evaluator: one per session (per xdist worker)
         self.load_seconds: float | None = None
         self._ready: dict[str, ItemRecord] = {}  # records generated ahead of their turn
-        self._media_ahead: OrderedDict[Hashable, Future] = OrderedDict()  # frames decoding in the background
-        self.memory = FrameMemory(int(run.frame_memory_gb * 1024**3))  # frames shared by questions about one video
-        self.decodes = 0  # frame decodes (or disk-cache reads) this evaluator did
-        self.decode_ms: float | None = None  # their recent duration (moving average)
         self._video_configs: dict[Hashable, VideoConfig] = {}
-        self.max_item_bytes = int(run.item_frames_gb * 1024**3)
-        self._item_bytes = 0  # the last decoded item's frames: how many more fit ahead
-        self._executor: ThreadPoolExecutor | None = None
         self._in_flight: dict[str, Future] = {}  # items submitted ahead -> their record
         self._requests: ThreadPoolExecutor | None = None
-        self.cache: FrameCache | None = None
+        cache = None
         if run.frame_cache:
             try:
                 side = int(run.model.vision_args.get("short_side", DEFAULT_SIDE))
-                self.cache = FrameCache(run.frame_cache, int(run.frame_cache_gb * 1024**3), side)
+                cache = FrameCache(run.frame_cache, int(run.frame_cache_gb * 1024**3), side)
             except Exception as exc:  # every item's record carries it; the session still ends with a summary
                 self.load_error = f"frame cache {run.frame_cache!r} cannot be used: {type(exc).__name__}: {exc}"
+        self.frames = FrameSource(int(run.frame_memory_gb * 1024**3), int(run.item_frames_gb * 1024**3), cache)
 
     def load(self) -> None:
         if self.loaded:
@@ -164,83 +94,24 @@ class Evaluator:
     # ------------------------------------------------------------ frames
 
     def media(self, sample: Sample) -> VideoInput:
-        """The item's frames: shared with an earlier question about the same video (same
-        frame settings), decoded ahead by ``prefetch``, from the frame cache, or now."""
-        video = self.video_config(sample)
-        key = frames_key(sample, video)
-        if key is None:
-            frames, selection = self._decode(sample, video)
-        elif (ahead := self._media_ahead.pop(key, None)) is not None:
-            frames, selection = ahead.result()
-        elif (shared := self.memory.get(key)) is not None:
-            frames, selection = shared
-        else:
-            frames, selection = self._decode_and_keep(sample, video, key)
-        return media_input(sample, frames, selection)
-
-    def _decode_and_keep(self, sample: Sample, video: VideoConfig, key: Hashable) -> tuple[tuple[np.ndarray, ...], FrameSelection]:
-        frames, selection = self._decode(sample, video)
-        self.memory.put(key, (frames, selection), sum(f.nbytes for f in frames))
-        return frames, selection
-
-    def _decode(self, sample: Sample, video: VideoConfig) -> tuple[tuple[np.ndarray, ...], FrameSelection]:
-        started = time.perf_counter()
-        frames, selection = self._decode_or_read(sample, video)
-        took_ms = (time.perf_counter() - started) * 1000
-        self.decode_ms = took_ms if self.decode_ms is None else 0.8 * self.decode_ms + 0.2 * took_ms
-        self._item_bytes = sum(f.nbytes for f in frames)
-        return frames, selection
-
-    def _decode_or_read(self, sample: Sample, video: VideoConfig) -> tuple[tuple[np.ndarray, ...], FrameSelection]:
-        self.decodes += 1
-        if self.cache is None:
-            return decode_frames(sample, video, self.max_item_bytes)
-        try:
-            key = self.cache.key(sample, video)
-        except OSError:  # missing media: let the reader say so
-            return decode_frames(sample, video, self.max_item_bytes)
-        hit = self.cache.get(key)
-        if hit is not None:
-            return tuple(hit[0]), hit[1]
-        frames, selection = decode_frames(sample, video, self.max_item_bytes)
-        frames = tuple(resize_short_side(f, self.cache.side) for f in frames)
-        self.cache.put(key, frames, selection)
-        return frames, selection
+        return self.frames.media(sample, self.video_config(sample))
 
     def prefetch(self, samples: Sequence[Sample]) -> None:
-        """Start decoding these items' frames in a background thread while the engine
-        works; items whose frames are already decoded, or on their way, are skipped. Only
-        where it pays: once decodes are seen to take under ``PREFETCH_MIN_MS``, frames are
-        decoded in turn (the thread's hand-off and its contention with the engine cost
-        about what it would save)."""
-        if self.decode_ms is not None and self.decode_ms < PREFETCH_MIN_MS:
-            return
-        for sample in samples:
-            if sample.uid in self._ready:
-                continue
-            try:
-                video = self.video_config(sample)
-            except ConfigError:  # the item reports it in its own turn
-                continue
-            key = frames_key(sample, video)
-            if key is None or key in self._media_ahead or key in self.memory:
-                continue
-            if self._item_bytes * (len(self._media_ahead) + 2) > self.max_item_bytes:
-                break  # large items: the one running and those ahead stay within one item's bound
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vlm-bench-prefetch")
-            self._media_ahead[key] = self._executor.submit(self._decode_and_keep, sample, video, key)
-            while len(self._media_ahead) > MAX_AHEAD:  # never consumed (its item ran elsewhere): let it go
-                self._media_ahead.popitem(last=False)[1].cancel()
+        """Decode the frames of these upcoming items in the background (``FrameSource.prefetch``)."""
+        self.frames.prefetch([s for s in samples if s.uid not in self._ready], self._video_config_or_none)
+
+    def _video_config_or_none(self, sample: Sample) -> VideoConfig | None:
+        try:
+            return self.video_config(sample)
+        except ConfigError:  # the item reports it in its own turn
+            return None
 
     def close(self) -> None:
-        for pool in (self._requests, self._executor):
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
-        self._requests = self._executor = None
-        self._media_ahead.clear()
+        if self._requests is not None:
+            self._requests.shutdown(wait=True, cancel_futures=True)
+            self._requests = None
         self._in_flight.clear()
-        self.memory.clear()
+        self.frames.close()
 
     def model_config(self, dataset: str) -> ModelConfig:
         """The model config as one dataset sees it (a dataset may name its own

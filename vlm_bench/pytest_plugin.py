@@ -271,8 +271,8 @@ class VlmBenchSession:
             "load_seconds": ev.load_seconds if ev else None,
             "gpus": os.environ.get("CUDA_VISIBLE_DEVICES"),
             "cpu_threads": getattr(ev.adapter.engine, "cpu_threads", None) if ev and ev.adapter else None,
-            "frames": {"decoded": ev.decodes, "shared": ev.memory.hits} if ev else None,
-            "frame_cache": {"hits": ev.cache.hits, "misses": ev.cache.misses} if ev and ev.cache else None,
+            "frames": {"decoded": ev.frames.decodes, "shared": ev.frames.memory.hits} if ev else None,
+            "frame_cache": {"hits": ev.frames.cache.hits, "misses": ev.frames.cache.misses} if ev and ev.frames.cache else None,
             "error": self.engine_error(),
             **({"server": server} if server else {}),
         }

@@ -14,7 +14,8 @@ import pytest
 from perf_report import interleaved, report
 from vlm_bench.config import build_run_config
 from vlm_bench.datasets import load_samples
-from vlm_bench.evaluate import Evaluator, decode_frames
+from vlm_bench.evaluate import Evaluator
+from vlm_bench.frames import decode_frames
 from vlm_bench.utils.synthetic import indexed_frame, write_video
 
 pytestmark = pytest.mark.benchmark

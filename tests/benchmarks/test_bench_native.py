@@ -29,7 +29,7 @@ import json, time
 from concurrent.futures import wait
 import pytest
 import torch
-from vlm_bench.evaluate import load_media
+from vlm_bench.frames import load_media
 
 PAIRS = []
 
@@ -61,7 +61,7 @@ def bare_generate(item):
     prompt = evaluator.adapter.build_prompt(sample, evaluator.datasets[sample.dataset], media)
     inputs = engine.prepare_inputs([(media, prompt)], evaluator.run.model)
     decode = evaluator.decode_config(sample)
-    wait(list(evaluator._media_ahead.values()))  # the next items' frames, decoding ahead, stay out of the bare run
+    wait(list(evaluator.frames._media_ahead.values()))  # the next items' frames, decoding ahead, stay out of the bare run
     torch.manual_seed(engine.seed)  # as the engine does before its generate
     start = time.perf_counter()
     with torch.inference_mode():

@@ -12,7 +12,7 @@ import pytest
 from conftest import EVAL_TEST, SMOKE_JSONL, read_jsonl
 from vlm_bench.config import build_run_config, resolve_model
 from vlm_bench.datasets import load_samples
-from vlm_bench.evaluate import load_media
+from vlm_bench.frames import load_media
 from vlm_bench.runners.vlmeval_backend import VLMEvalKitEngine, import_vlmeval
 from vlm_bench.types import VideoConfig
 
