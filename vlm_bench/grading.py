@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 from vlm_bench.datasets.vmevalkit_outputs import GROUND_TRUTH, KIND, STATIC, output_folder
 from vlm_bench.generation.tree import vmevalkit_metadata
@@ -172,3 +172,14 @@ def write_output_tree(results_dir: str | Path, records: Iterable[Mapping[str, An
         write_json_atomic(out_dir / "metadata.json", document)
         written.append(out_dir / "metadata.json")
     return written
+
+
+def grade_run(run: Any, records: Sequence[Mapping[str, Any]], results_dir: str | Path) -> dict[str, Any]:
+    """The end of a judging session: the graded summary, and VMEvalKit's output tree with
+    the verdicts for each ``vmevalkit-outputs`` dataset of ``run`` (a RunConfig)."""
+    judge = {"judge_model": run.model.name, "backend": run.backend, "quant": run.quant}
+    for dataset in run.datasets:
+        if dataset.format == "vmevalkit-outputs":
+            mine = [r for r in records if r["dataset"] == dataset.name]
+            write_output_tree(results_dir, mine, Path(dataset.root).name, judge)
+    return grading_summary(records)

@@ -4,6 +4,8 @@ meter) redrawn in place after each item; elsewhere (a log file, -v) a status lin
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from typing import Any
 
@@ -64,3 +66,13 @@ class Progress:
         if self.drawn:
             self.reporter.write_line("")
             self.drawn = False
+
+
+def progress_display(mode: str, verbosity: int, isatty: bool | None = None, ci: bool | None = None) -> tuple[bool, bool]:
+    """(shown, as a bar): ``auto`` shows progress on a terminal at pytest's normal
+    verbosity or above (a bar at normal verbosity, status lines with -v), nothing with -q,
+    in CI or when the output is not a terminal; ``always`` also prints status lines into a
+    log; ``never`` shows nothing."""
+    tty = (sys.stdout.isatty() if isatty is None else isatty) and not (bool(os.environ.get("CI")) if ci is None else ci)
+    shown = mode == "always" or (mode == "auto" and tty and verbosity >= 0)
+    return shown, shown and tty and verbosity == 0

@@ -12,6 +12,11 @@ import subprocess
 from typing import Any, Callable, Container, Hashable, Iterable, Mapping, Sequence
 
 
+def param_id(nodeid: str) -> str:
+    """The parameter id of a test id (``test_x.py::test_f[abc]`` -> ``abc``)."""
+    return nodeid.rsplit("::", 1)[-1].partition("[")[2][:-1]
+
+
 def shard_of(uid: str, count: int) -> int:
     """A stable shard for an item: a hash of its id, so reordering a dataset moves nothing."""
     return int(hashlib.sha1(uid.encode("utf-8")).hexdigest()[:12], 16) % count
@@ -186,3 +191,34 @@ def plan_worker_gpus(workers: object, gpus_per_worker: int | None) -> tuple[list
     gpus_per_worker = gpus_per_worker or 1
     check_gpu_plan(workers, gpus_per_worker, visible)
     return visible, gpus_per_worker
+
+
+def video_group_scheduler(config: Any, log: Any, units: Mapping[str, str]) -> Any:
+    """pytest-xdist's LoadScopeScheduling with the work units above: items about one video
+    form a unit (several, for a video with many questions), other tests are units of their
+    own. Done this way rather than with xdist_group marks: pytest 9 node ids no longer take
+    the group suffix xdist 3.8 writes into them, so those marks group nothing."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class VideoGroupScheduling(LoadScopeScheduling):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.positions: dict[Any, dict[str, int]] = {}
+
+        def _split_scope(self, nodeid: str) -> str:
+            if "@" in nodeid:
+                return nodeid.rsplit("@", 1)[-1]
+            return units.get(param_id(nodeid), nodeid)
+
+        def _assign_work_unit(self, node: Any) -> None:
+            # LoadScopeScheduling's, with each test's position in the worker's collection
+            # looked up in a dict: xdist searches the list for each test, O(items) per
+            # test, minutes for 100,000 items.
+            scope, work_unit = self.workqueue.popitem(last=False)
+            self.assigned_work.setdefault(node, {})[scope] = work_unit
+            positions = self.positions.get(node)
+            if positions is None:
+                positions = self.positions[node] = {nid: i for i, nid in enumerate(self.registered_collections[node])}
+            node.send_runtest_some([positions[nid] for nid, done in work_unit.items() if not done])
+
+    return VideoGroupScheduling(config, log)
