@@ -10,7 +10,6 @@ Loaded by ``vlm_bench.pytest_plugin`` (``pytest_plugins``); the work is in
 from __future__ import annotations
 
 import os
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -56,8 +55,8 @@ def pytest_configure(config: pytest.Config) -> None:
         else:
             session.prepare()
     except (ConfigError, DatasetError, ResultsDirError, GeneratorUnavailable, OSError, ValueError) as exc:
-        if session is not None and session.lock is not None:
-            session.lock.release()
+        if session is not None:
+            session.records.release()
         raise pytest.UsageError(f"vlm-bench: {exc}") from None
     if config.getoption("gen_dry_run"):
         writer = config.get_terminal_writer()
@@ -71,8 +70,6 @@ def pytest_configure(config: pytest.Config) -> None:
 class DryRun:
     """--dry-run: the plan is printed at configure time; no test is collected or run."""
 
-    lock = None
-
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection(self, session: pytest.Session) -> bool:
         return True
@@ -85,8 +82,8 @@ class DryRun:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     session = config.pluginmanager.get_plugin(PLUGIN_NAME)
-    if session is not None and session.lock is not None:
-        session.lock.release()
+    if isinstance(session, GenerationSession):
+        session.records.release()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -121,16 +118,18 @@ def _session(config: pytest.Config) -> "GenerationSession":
 
 
 class GenerationSession:
-    """The generation run the plugin owns: generator entry, settings, tasks, the runner
-    (per process) and, on the controller, the results writer."""
+    """The generation run the plugin owns: generator entry, settings, tasks (``selection``),
+    the runner (per process) and, on the controller, the results folder and the records
+    (``records``)."""
 
     def __init__(self, config: pytest.Config):
         from vlm_bench.config import ConfigError, build_run_config
         from vlm_bench.generation.catalog import resolve_generator, with_transport
-        from vlm_bench.results import ResultsWriter, default_results_dir, run_info, utc_now
+        from vlm_bench.results import default_results_dir, run_info
+        from vlm_bench.session.records import RunRecords
+        from vlm_bench.session.selection import ItemSelection
 
         self.config = config
-        self.lock = None
         opt = config.getoption
         self.is_controller = not hasattr(config, "workerinput")
         self.cfg: "GeneratorConfig" = resolve_generator(opt("gen_generator"))
@@ -162,14 +161,11 @@ class GenerationSession:
             "override": bool(opt("gen_override")),
             "datasets": [{"name": d.name, "format": d.format, "sha256": d.content_hash()} for d in self.run.datasets],
         }
-        self.writer = ResultsWriter(self.results_dir, run_info(self.fingerprint))
-        self.started_at = utc_now()
+        self.records = RunRecords(self.results_dir, run_info(self.fingerprint), [("domain",)], keep=True)
+        self.selection = ItemSelection(self.run)
         self._tasks: list["GenerationTask"] | None = None
         self._runner: "GenerationRunner | None" = None
-        self._run_order = None
-        self.records: list[dict[str, Any]] = []
         self.reused: dict[str, dict[str, Any]] = {}
-        self.workers: dict[str, dict[str, Any]] = {}
         self.summary: dict[str, Any] | None = None
         self.gpus: list[str] = []
         self.gpus_per_worker = 0
@@ -178,23 +174,21 @@ class GenerationSession:
         self.left_for_later = 0
         self._started = time.monotonic()
         self._progress: Any = False  # status lines, built on first use (None: not shown)
-        self.generated = 0  # records of a video made or found
 
     def prepare(self) -> None:
         """Fail fast: the generator must be runnable here (in this version, its extra
         installed, its weights present) before any task; then the results directory."""
         from vlm_bench.generation.base import create_generator
-        from vlm_bench.results import ITEMS_FILE, RunLock, prepare_results_dir, resumed_records_seen_by_worker
+        from vlm_bench.results import ITEMS_FILE, resumed_records_seen_by_worker
         from vlm_bench.scheduling import plan_worker_gpus
 
         generator = self.probe = create_generator(self.cfg, self.requested)
         if hasattr(generator, "check"):
             generator.check()
         opt = self.config.getoption
-        if self.is_controller:
-            self.lock = RunLock.acquire(self.results_dir)  # a second run on this folder is refused
-            self.reused = prepare_results_dir(self.results_dir, self.fingerprint, resume=opt("vlm_resume"),
-                                              overwrite=opt("vlm_overwrite"))
+        if self.is_controller:  # a second run on this folder is refused here
+            self.records.claim(self.fingerprint, resume=opt("vlm_resume"), overwrite=opt("vlm_overwrite"))
+            self.reused = self.records.reused
             self.gpus, self.gpus_per_worker = plan_worker_gpus(getattr(self.config.option, "numprocesses", None),
                                                                opt("vlm_gpus_per_worker"))
         elif opt("vlm_resume"):
@@ -215,11 +209,10 @@ class GenerationSession:
         return dry_run_lines(self.cfg, self.requested, generator, self.plan(self.tasks(), generator), self.outputs_dir)
 
     def tasks(self) -> list["GenerationTask"]:
-        from vlm_bench.datasets import run_samples
         from vlm_bench.generation.run import tasks_from_samples
 
         if self._tasks is None:
-            self._tasks = tasks_from_samples(run_samples(self.run)[0], self.run.datasets)
+            self._tasks = tasks_from_samples(self.selection.samples(), self.run.datasets)
         return self._tasks
 
     def runner(self) -> "GenerationRunner":
@@ -246,13 +239,7 @@ class GenerationSession:
     def upcoming(self, node: pytest.Item, count: int) -> list["GenerationTask"]:
         """The next ``count`` tasks of this test function after ``node`` (API generators
         submit them ahead)."""
-        if count <= 0:
-            return []
-        if self._run_order is None:
-            from vlm_bench.scheduling import RunOrder
-
-            self._run_order = RunOrder(node.session.items, _task_of, self.reused)
-        return self._run_order.after(node, count)
+        return self.selection.after(node, count)
 
     # ------------------------------------------------------------ hooks
 
@@ -296,6 +283,7 @@ class GenerationSession:
     @pytest.hookimpl
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.total = sum(1 for it in session.items if "gen_task" in getattr(getattr(it, "callspec", None), "params", {}))
+        self.selection.follow_run_order(session.items, _task_of, self.reused)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
@@ -306,74 +294,54 @@ class GenerationSession:
 
     @pytest.hookimpl
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if not self.is_controller:
-            return
         props = dict(report.user_properties)
         record = props.get(RECORD_KEY)
-        if record is not None and report.when == "call":
-            if not props.get(REUSED_KEY):  # a --resume'd record is in items.jsonl already
-                self.writer.write(record)
-            self.records.append(record)
-            self.generated += bool(record.get("passed"))
-            worker = props.get(WORKER_KEY)
-            if worker:
-                self.workers[worker["worker"]] = worker
-            self.report_progress()
+        if not self.is_controller or record is None or report.when != "call":
+            return
+        # a --resume'd record is in items.jsonl already
+        self.records.add(record, reused=bool(props.get(REUSED_KEY)), worker=props.get(WORKER_KEY))
+        self.report_progress()
 
     def report_progress(self) -> None:
         """A status line every --progress-interval seconds (and at the end), where shown."""
         if self._progress is False:
-            mode = self.config.getoption("vlm_progress")
-            show = mode == "always" or (mode == "auto" and sys.stdout.isatty() and self.config.get_verbosity() >= 0
-                                        and not os.environ.get("CI"))
+            from vlm_bench.progress import Progress, progress_display
+
+            shown, _ = progress_display(self.config.getoption("vlm_progress"), self.config.get_verbosity())
             reporter = self.config.pluginmanager.get_plugin("terminalreporter")
             self._progress = None
-            if show and reporter is not None:
-                from vlm_bench.progress import Progress
-
+            if shown and reporter is not None:
                 self._progress = Progress(reporter, False, self.config.getoption("vlm_progress_interval"), self._started)
         if self._progress is not None:
-            self._progress.update(len(self.records), self.total, self.generated, len(self.records))
+            done = len(self.records.recorded)
+            self._progress.update(done, self.total, self.records.passed, done)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        if self._runner is not None:
-            self._runner.close()
-        from vlm_bench.results import SUMMARY_FILE, build_manifest, summarize, write_json_atomic
-
-        if not self.is_controller or not self.records:
-            return
-        self.writer.close()
-        summary = summarize(self.records, breakdowns=[("domain",)])
-        summary["generation"] = generation_summary(self.records, self.cfg.name, self.outputs_dir)
-        summary["results_dir"] = str(self.results_dir)
-        summary["workers"] = dict(sorted(self.workers.items()))
+        from vlm_bench.generation.summary import generation_summary
         from vlm_bench.utils.http import redact_url
 
+        if self._runner is not None:
+            self._runner.close()
+        if not self.is_controller or not self.records.kept:
+            return
         generator = self.cfg.as_dict()
         if generator["api"].get("base_url"):  # never a user:password@ written out
             generator["api"] = {**generator["api"], "base_url": redact_url(generator["api"]["base_url"])}
-        summary["manifest"] = build_manifest({"generator": generator, "settings": self.requested.as_dict(),
-                                              "outputs_dir": str(self.outputs_dir), "seed": self.requested.seed},
-                                             self.started_at)
-        write_json_atomic(self.results_dir / SUMMARY_FILE, summary)
-        self.summary = summary
+        manifest = {"generator": generator, "settings": self.requested.as_dict(), "outputs_dir": str(self.outputs_dir),
+                    "seed": self.requested.seed}
+        fields = {"generation": generation_summary(self.records.kept, self.cfg.name, self.outputs_dir)}
+        self.summary = self.records.finish(fields, manifest)
 
     @pytest.hookimpl
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        from vlm_bench.results import ITEMS_FILE, SUMMARY_FILE
+        from vlm_bench.generation.summary import generation_lines
 
         if self.summary is None:
             return
-        g = self.summary["generation"]
         terminalreporter.section(f"vlm-bench generation: {self.cfg.name} ({self.cfg.family})")
-        for line in format_generation(g):
+        for line in generation_lines(self.summary, self.outputs_dir / self.cfg.name, self.results_dir):
             terminalreporter.write_line(line)
-        loads = [w.get("generator_loads") for w in self.summary["workers"].values()]
-        if loads:
-            terminalreporter.write_line(f"generator loads per process: {', '.join(str(n) for n in loads)}")
-        terminalreporter.write_line(f"videos: {self.outputs_dir / self.cfg.name}")
-        terminalreporter.write_line(f"results: {self.results_dir / ITEMS_FILE}, {self.results_dir / SUMMARY_FILE}")
 
 
 def _task_of(item: pytest.Item) -> "GenerationTask | None":
@@ -388,37 +356,6 @@ def _cuda_available() -> bool | None:
     import torch
 
     return torch.cuda.is_available()
-
-
-def generation_summary(records: list[dict[str, Any]], generator: str, outputs_dir: Path) -> dict[str, Any]:
-    fresh = [r for r in records if not r["meta"].get("reused")]
-    made = [r for r in fresh if r.get("passed")]
-    seconds = [r["meta"]["generation_seconds"] for r in made if isinstance(r["meta"].get("generation_seconds"), (int, float))]
-    generated = sum(1 for r in records if r.get("passed"))
-    return {
-        "generator": generator,
-        "outputs_dir": str(outputs_dir),
-        "tasks": len(records),
-        "generated": len(made),
-        "reused": len(records) - len(fresh),
-        "failed": len(fresh) - len(made),
-        "success_rate": round(generated / len(records), 6) if records else None,
-        "seconds_per_video": round(sum(seconds) / len(seconds), 3) if seconds else None,
-        "errors": {r["id"]: r["error"] for r in records if r.get("error")},
-    }
-
-
-def format_generation(g: dict[str, Any]) -> list[str]:
-    from vlm_bench.results import fmt_rate
-
-    rate = fmt_rate(g["success_rate"])
-    took = "-" if g["seconds_per_video"] is None else f"{g['seconds_per_video']:.2f} s"
-    lines = [
-        f"tasks {g['tasks']}: generated {g['generated']}, already there {g['reused']}, failed {g['failed']}",
-        f"success rate {rate}; generation time per new video {took}",
-    ]
-    lines += [f"  failed {task}: {error}" for task, error in list(g["errors"].items())[:10]]
-    return lines
 
 
 # ---------------------------------------------------------------- fixtures
