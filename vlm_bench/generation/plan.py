@@ -69,7 +69,7 @@ def dry_run_lines(cfg: GeneratorConfig, settings: GenerationSettings, generator:
     lines.append(f"outputs: {outputs_dir / cfg.name}")
     lines.append(f"tasks {len(planned)}: {counts['generate']} to generate, {counts['resume']} to resume (submitted before: "
                  f"no new charge), {counts['done']} already generated, {counts['later']} left for a later run (--max-generations)")
-    estimate = getattr(generator, "estimate_usd", lambda: None)()
+    estimate = list_price_usd(generator)
     if cfg.kind == "api":
         if estimate is None:
             lines.append("estimated cost: unknown (no list price in the catalog entry)")
@@ -89,3 +89,17 @@ def dry_run_lines(cfg: GeneratorConfig, settings: GenerationSettings, generator:
         else:
             lines.append(f"  {step.action:<8} {task.id}")
     return lines
+
+
+def list_price_usd(generator: Generator) -> float | None:
+    """One video's price from the catalog's list price (per video, or per second of the
+    video an API generator asks for); None without one."""
+    api = getattr(generator, "api", None)
+    if api is None:
+        return None
+    if api.usd_per_video is not None:
+        return float(api.usd_per_video)
+    seconds = generator.video_seconds()
+    if api.usd_per_second is not None and seconds:
+        return round(api.usd_per_second * seconds, 4)
+    return None

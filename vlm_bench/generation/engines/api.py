@@ -218,14 +218,6 @@ class APIGenerator:
         return {"provider": self.provider, "model": self.model, "api_key_env": self.key_env,
                 "base_url": redact_url(self.base_url) if self.base_url else None}
 
-    def estimate_usd(self) -> float | None:
-        if self.api.usd_per_video is not None:
-            return float(self.api.usd_per_video)
-        seconds = self.video_seconds()
-        if self.api.usd_per_second is not None and seconds:
-            return round(self.api.usd_per_second * seconds, 4)
-        return None
-
     def dry_run_request(self, image_path: Path, prompt: str) -> dict[str, Any]:
         return self.describe_request(self.request(Path(image_path), prompt, dry_run=True))
 
