@@ -7,6 +7,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import importlib.util
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +69,19 @@ def write_jsonl(tmp_path):
         return path
 
     return write
+
+
+def without_timing(record: dict) -> dict:
+    """A record without the fields that differ between two runs of the same item."""
+    from vlm_bench.types import TIMING_FIELDS
+
+    return {k: v for k, v in record.items() if k not in TIMING_FIELDS}
+
+
+def untimed_line(line: str) -> str:
+    """An items.jsonl line with its timing fields' values blanked, byte for byte otherwise."""
+    line = re.sub(r'"latency_ms": [0-9.e+-]+', '"latency_ms": 0', line)
+    return re.sub(r'"timing": (null|\{[^{}]*\})', '"timing": {}', line)
 
 
 def read_jsonl(path: Path) -> list[dict]:

@@ -27,6 +27,8 @@ def test_tiny_native_on_cuda(quant):
     sample = load_samples(build_run_config(model="mock", datasets=[str(SMOKE_JSONL)]).datasets[0])[0]
     gen = engine.generate_video(load_media(sample, VideoConfig(max_frames=4)), "Where does it go?", DecodeConfig(max_new_tokens=4))
     assert gen.tokens == 4 or not gen.truncated
+    assert {"processor_ms", "prefill_ms", "decode_ms"} <= set(gen.timing)  # synchronised stage times on the GPU
+    assert engine.describe()["device"].startswith("cuda")
 
 
 def test_each_xdist_worker_sees_only_its_gpu(pytester):

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import COLOUR_MP4, EVAL_TEST, SMOKE_JSONL, SQUARE_MP4, read_jsonl
+from conftest import COLOUR_MP4, EVAL_TEST, SMOKE_JSONL, SQUARE_MP4, read_jsonl, without_timing
 from vlm_bench.config import build_run_config
 from vlm_bench.datasets import load_samples
 from vlm_bench.evaluate import Evaluator
@@ -126,7 +126,7 @@ def test_xdist_workers_give_the_same_records_as_a_serial_run(suite, tmp_path):
     a = read_jsonl(tmp_path / "serial" / "items.jsonl")
     b = read_jsonl(tmp_path / "xdist" / "items.jsonl")
     assert len(b) == 9 and sorted(r["id"] for r in b) == sorted(r["id"] for r in a)  # none lost, none twice
-    strip = lambda rs: sorted((json.dumps({k: v for k, v in r.items() if k != "latency_ms"}, sort_keys=True) for r in rs))
+    strip = lambda rs: sorted((json.dumps(without_timing(r), sort_keys=True) for r in rs))
     assert strip(a) == strip(b)
     summary = json.loads((tmp_path / "xdist" / "summary.json").read_text())
     assert summary["total"] == 9 and set(summary["workers"]) == {"gw0", "gw1"}
@@ -227,7 +227,7 @@ def test_frame_cache_second_run_decodes_nothing(suite, tmp_path, monkeypatch):
     second = json.loads((tmp_path / "b" / "summary.json").read_text())["workers"]["main"]
     assert second["frame_cache"] == {"hits": first["frames"]["decoded"], "misses": 0}
     assert second["frames"] == first["frames"]
-    strip = lambda p: [{k: v for k, v in r.items() if k != "latency_ms"} for r in read_jsonl(p)]
+    strip = lambda p: [without_timing(r) for r in read_jsonl(p)]
     assert strip(tmp_path / "a" / "items.jsonl") == strip(tmp_path / "b" / "items.jsonl")
 
 

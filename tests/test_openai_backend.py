@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import EVAL_TEST, REPO, SMOKE_JSONL, read_jsonl
+from conftest import EVAL_TEST, REPO, SMOKE_JSONL, read_jsonl, without_timing
 from fake_openai import FakeOpenAIServer
 from vlm_bench.config import ConfigError, build_run_config, resolve_model
 from vlm_bench.datasets import load_samples
@@ -286,8 +286,7 @@ def test_requests_in_flight_give_the_same_records_and_resume_works(suite):
         assert ran_all(run(suite, "--base-url", srv.url, "--results-dir", str(four), "--concurrency", "4"))
         assert srv.max_in_flight == 4
         a, b = read_jsonl(one / "items.jsonl"), read_jsonl(four / "items.jsonl")
-        strip = lambda r: {k: v for k, v in r.items() if k != "latency_ms"}  # noqa: E731
-        assert [strip(r) for r in a] == [strip(r) for r in b] and all(r["error"] is None for r in b)
+        assert [without_timing(r) for r in a] == [without_timing(r) for r in b] and all(r["error"] is None for r in b)
         assert json.loads((four / "summary.json").read_text())["workers"]["main"]["server"] == {
             "base_url": srv.url, "model": "fake-model", "owned_by": "fake", "frame_placeholder": None, "api_key_env": None}
         items = (four / "items.jsonl").read_text().splitlines()

@@ -9,8 +9,8 @@ import random
 import sys
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import replace
-from typing import Hashable, Sequence
+from dataclasses import dataclass, replace
+from typing import Hashable, Mapping, Sequence
 
 import numpy as np
 
@@ -173,10 +173,10 @@ class Evaluator:
     def evaluate_many(self, samples: Sequence[Sample]) -> list[ItemRecord]:
         """Records for ``samples`` in order; items with the same decode settings go to the
         engine ``model.batch_size`` at a time. Whatever fails, each item gets its record:
-        an exception becomes that item's error."""
+        an exception becomes that item's error. Each record times its stages (``STAGES``)."""
         self.load()
         records: dict[str, ItemRecord] = {}
-        ready: list[tuple[Sample, VideoInput, str, DecodeConfig]] = []
+        ready: list[Ready] = []
         for sample in samples:
             try:
                 decode = self.decode_config(sample)
@@ -190,20 +190,23 @@ class Evaluator:
                 records[sample.uid] = self._record(sample, None, None, decode, self.load_error)
                 continue
             try:
-                media = self.media(sample)
+                media, wait_ms, decode_ms = self.frames.media_timed(sample, self.video_config(sample))
             except Exception as exc:
                 records[sample.uid] = self._record(sample, None, None, decode, describe_error(exc, sample, "frame"))
                 continue
+            started = time.perf_counter()
             try:
                 prompt = self.adapter.build_prompt(sample, self.datasets[sample.dataset], media)
             except Exception as exc:
                 records[sample.uid] = self._record(sample, media, None, decode, describe_error(exc, sample, "prompt"))
                 continue
-            ready.append((sample, media, prompt, decode))
+            timing = {"frames_wait_ms": wait_ms, "frames_decode_ms": decode_ms,
+                      "prompt_ms": (time.perf_counter() - started) * 1000}
+            ready.append(Ready(sample, media, prompt, decode, timing))
         size = max(1, self.run.model.batch_size)
-        groups: dict[tuple[DecodeConfig, str], list[tuple[Sample, VideoInput, str, DecodeConfig]]] = {}
+        groups: dict[tuple[DecodeConfig, str], list[Ready]] = {}
         for entry in ready:
-            groups.setdefault((entry[3], entry[0].dataset), []).append(entry)
+            groups.setdefault((entry.decode, entry.sample.dataset), []).append(entry)
         for group in groups.values():
             for start in range(0, len(group), size):
                 chunk = group[start : start + size]
@@ -213,30 +216,36 @@ class Evaluator:
                 except ServerUnavailable:
                     raise
                 except Exception as exc:  # record building itself failed
-                    for sample, media, _, decode in chunk:
-                        if sample.uid not in records:
-                            records[sample.uid] = self._record(sample, media, None, decode, describe_error(exc, sample, "record"))
+                    for entry in chunk:
+                        if entry.sample.uid not in records:
+                            error = describe_error(exc, entry.sample, "record")
+                            records[entry.sample.uid] = self._record(entry.sample, entry.media, None, entry.decode, error)
         return [records[s.uid] for s in samples]
 
-    def _generate(self, chunk: Sequence[tuple[Sample, VideoInput, str, DecodeConfig]]) -> list[ItemRecord]:
-        decode = chunk[0][3]
+    def _generate(self, chunk: Sequence[Ready]) -> list[ItemRecord]:
+        decode = chunk[0].decode
         started = time.perf_counter()
         try:
             gens = self.adapter.generate(
-                [(s, m, p) for s, m, p, _ in chunk], decode, self.model_config(chunk[0][0].dataset)
+                [(r.sample, r.media, r.prompt) for r in chunk], decode, self.model_config(chunk[0].sample.dataset)
             )
         except ServerUnavailable:
             raise
         except Exception as exc:
             if len(chunk) > 1:  # find the item that fails; the others still get answers
                 return [record for one in chunk for record in self._generate([one])]
-            sample, media, prompt, _ = chunk[0]
-            return [self._record(sample, media, None, decode, describe_error(exc, sample), prompt)]
+            r = chunk[0]
+            return [self._record(r.sample, r.media, None, decode, describe_error(exc, r.sample), r.prompt, r.timing)]
         elapsed_ms = (time.perf_counter() - started) * 1000
-        return [
-            self._record(s, m, g if g.latency_ms is not None else replace(g, latency_ms=elapsed_ms), d, None, p)
-            for (s, m, p, d), g in zip(chunk, gens)
-        ]
+        records = []
+        for r, gen in zip(chunk, gens):
+            if gen.latency_ms is None:
+                gen = replace(gen, latency_ms=elapsed_ms)
+            timing = {**r.timing, **(gen.timing or {}), "generate_ms": elapsed_ms}
+            if len(chunk) > 1:
+                timing["batch"] = len(chunk)
+            records.append(self._record(r.sample, r.media, gen, r.decode, None, r.prompt, timing))
+        return records
 
     def _record(
         self,
@@ -246,8 +255,20 @@ class Evaluator:
         decode: DecodeConfig,
         error: str | None,
         prompt: str | None = None,
+        timing: Mapping[str, float] | None = None,
     ) -> ItemRecord:
-        return item_record(self.run, sample, media, gen, decode, error, prompt)
+        return item_record(self.run, sample, media, gen, decode, error, prompt, timing)
+
+
+@dataclass(frozen=True)
+class Ready:
+    """An item ready for the engine: its frames, prompt, decode settings and stage times so far."""
+
+    sample: Sample
+    media: VideoInput
+    prompt: str
+    decode: DecodeConfig
+    timing: Mapping[str, float]
 
 
 def item_record(
@@ -258,15 +279,20 @@ def item_record(
     decode: DecodeConfig,
     error: str | None,
     prompt: str | None = None,
+    timing: Mapping[str, float] | None = None,
 ) -> ItemRecord:
     """The item's record; a scorer that raises makes it an error record. ``prompt`` is the
-    text sent with the frames (an engine that changes it reports what the model saw)."""
+    text sent with the frames (an engine that changes it reports what the model saw);
+    ``timing`` the stages so far, to which scoring is added."""
     score = None
+    started = time.perf_counter()
     if gen is not None and sample.answer is not None and error is None:
         try:
             score = score_prediction(sample.scorer, gen.text, sample.answer, sample.options, sample.scorer_args)
         except Exception as exc:
             error = describe_error(exc, sample, "scorer")
+    if timing is not None:
+        timing = {k: round(v, 3) for k, v in {**timing, "score_ms": (time.perf_counter() - started) * 1000}.items()}
     if error is not None:
         passed: bool | None = False
     elif sample.answer is None or sample.missing_media is not None:
@@ -300,6 +326,7 @@ def item_record(
         raw_response=(gen.text if gen.raw_text is None else gen.raw_text) if gen else None,
         extracted=score.extracted if score else None,
         missing_media=sample.missing_media,
+        timing=timing,
     )
 
 

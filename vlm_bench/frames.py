@@ -8,7 +8,7 @@ import os
 import time
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Callable, Hashable, Sequence
+from typing import Any, Callable, Hashable, Sequence
 
 import numpy as np
 
@@ -94,31 +94,37 @@ class FrameSource:
         self._executor: ThreadPoolExecutor | None = None
 
     def media(self, sample: Sample, video: VideoConfig) -> VideoInput:
-        """The item's frames: shared with an earlier question about the same video (same
-        frame settings), decoded ahead by ``prefetch``, from the frame cache, or now."""
+        return self.media_timed(sample, video)[0]
+
+    def media_timed(self, sample: Sample, video: VideoConfig) -> tuple[VideoInput, float, float]:
+        """(the item's frames, ms waited for them, ms their decode took): shared with an
+        earlier question about the same video (same frame settings; no decode), decoded
+        ahead by ``prefetch`` (the wait is what was left of it), from the frame cache, or now."""
+        started = time.perf_counter()
         key = frames_key(sample, video)
         if key is None:
-            frames, selection = self._decode(sample, video)
+            frames, selection, decode_ms = self._decode(sample, video)
         elif (ahead := self._media_ahead.pop(key, None)) is not None:
-            frames, selection = ahead.result()
+            frames, selection, decode_ms = ahead.result()
         elif (shared := self.memory.get(key)) is not None:
-            frames, selection = shared
+            (frames, selection), decode_ms = shared, 0.0
         else:
-            frames, selection = self._decode_and_keep(sample, video, key)
-        return media_input(sample, frames, selection)
+            frames, selection, decode_ms = self._decode_and_keep(sample, video, key)
+        media = media_input(sample, frames, selection)
+        return media, (time.perf_counter() - started) * 1000, decode_ms
 
-    def _decode_and_keep(self, sample: Sample, video: VideoConfig, key: Hashable) -> Frames:
-        frames, selection = self._decode(sample, video)
+    def _decode_and_keep(self, sample: Sample, video: VideoConfig, key: Hashable) -> tuple[Any, FrameSelection, float]:
+        frames, selection, took_ms = self._decode(sample, video)
         self.memory.put(key, (frames, selection), sum(f.nbytes for f in frames))
-        return frames, selection
+        return frames, selection, took_ms
 
-    def _decode(self, sample: Sample, video: VideoConfig) -> Frames:
+    def _decode(self, sample: Sample, video: VideoConfig) -> tuple[Any, FrameSelection, float]:
         started = time.perf_counter()
         frames, selection = self._decode_or_read(sample, video)
         took_ms = (time.perf_counter() - started) * 1000
         self.decode_ms = took_ms if self.decode_ms is None else 0.8 * self.decode_ms + 0.2 * took_ms
         self._item_bytes = sum(f.nbytes for f in frames)
-        return frames, selection
+        return frames, selection, took_ms
 
     def _decode_or_read(self, sample: Sample, video: VideoConfig) -> Frames:
         self.decodes += 1

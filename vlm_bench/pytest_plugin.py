@@ -156,6 +156,7 @@ def run_config_from_pytest(config: pytest.Config) -> RunConfig:
         },
         frame_memory_gb=opt("vlm_frame_memory_gb"),
         item_frames_gb=opt("vlm_item_frames_gb"),
+        model_overrides={"batch_size": opt("vlm_batch_size"), "attn_implementation": opt("vlm_attn"), "compile": opt("vlm_compile")},
     )
 
 

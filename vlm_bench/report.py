@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from vlm_bench.results import ITEMS_FILE, SUMMARY_FILE, fmt_interval, fmt_rate, read_records
+from vlm_bench.results.manifest import hardware_line
 from vlm_bench.utils.readers import READERS, MediaError, open_reader
 from vlm_bench.utils.video import IMAGE_SUFFIXES
 
@@ -181,6 +182,8 @@ def build_report(results_dir: str | os.PathLike) -> tuple[str, str]:
     columns = rate_columns(summary)
     md += ["| scope | " + " | ".join(name for name, _ in columns) + " |", "|---" * (len(columns) + 1) + "|"]
     md += ["| " + " | ".join([_md(n), *(value(b) for _, value in columns)]) + " |" for n, b in rows]
+    md += ["", "## Where the time goes", "", f"Measured on: {_md(hardware_line(manifest))}", ""]
+    md += ["| stage | median |", "|---|---|"] + [f"| {_md(name)} | {value} |" for name, value in stage_rows(summary)]
     md += ["", "![latency](latency.png)" if plots["latency"] else "", "![categories](categories.png)" if plots["categories"] else ""]
     md += ["", f"## Failed items ({len(failed)})", ""]
     md += ["| id | dataset | prediction | answer | error |", "|---|---|---|---|---|"]
@@ -256,9 +259,14 @@ def _html_page(title, summary, manifest, config, rows, plots, failed, incomplete
         for n, b in rows
     ]
     parts.append("</table>")
-    for name, caption in (("categories", "Pass rate per category"), ("latency", "Latency")):
-        if plots[name]:
-            parts.append(f"<h2>{caption}</h2><img alt='{name}' src='{_data_uri(plots[name])}'>")
+    if plots["categories"]:
+        parts.append(f"<h2>Pass rate per category</h2><img alt='categories' src='{_data_uri(plots['categories'])}'>")
+    parts.append(f"<h2>Where the time goes</h2><p>Measured on: {esc(hardware_line(manifest))}</p><table>"
+                 "<tr><th>stage</th><th>median</th></tr>"
+                 + "".join(f"<tr><td>{esc(n)}</td><td class=num>{esc(v)}</td></tr>" for n, v in stage_rows(summary))
+                 + "</table>")
+    if plots["latency"]:
+        parts.append(f"<img alt='latency' src='{_data_uri(plots['latency'])}'>")
     parts.append(f"<h2>Failed items ({len(failed)})</h2>")
     for r in failed[:MAX_FAILED_SHOWN]:
         thumb = thumbnails(r)
@@ -272,7 +280,8 @@ def _html_page(title, summary, manifest, config, rows, plots, failed, incomplete
         )
     if len(failed) > MAX_FAILED_SHOWN:
         parts.append(f"<p>... and {len(failed) - MAX_FAILED_SHOWN} more in items.jsonl</p>")
-    run_facts = {k: manifest.get(k) for k in ("started_at", "finished_at", "seed", "git", "cpu_threads", "versions", "argv") if k in manifest}
+    run_facts = {k: manifest.get(k) for k in ("started_at", "finished_at", "seed", "git", "hardware", "engine", "cpu_threads",
+                                              "versions", "argv") if k in manifest}
     parts.append(
         "<details><summary>Manifest: versions, command line, resolved configuration</summary>"
         "<pre>" + esc(json.dumps(run_facts, indent=1)) + "</pre>"
@@ -280,6 +289,29 @@ def _html_page(title, summary, manifest, config, rows, plots, failed, incomplete
     )
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+STAGE_LABELS = {
+    "frames_wait_ms": "waiting for frames",
+    "frames_decode_ms": "decoding frames",
+    "prompt_ms": "building the prompt",
+    "processor_ms": "processor (resize, tiles, tokens) / request",
+    "prefill_ms": "prefill (to the first new token)",
+    "decode_ms": "decoding new tokens",
+    "generate_ms": "the whole engine call",
+    "score_ms": "scoring",
+}
+
+
+def stage_rows(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(stage, median) rows: the item latency, then each stage the records timed."""
+    latency = summary.get("latency_ms") or {}
+    rows = [("item latency (p50 / p90)", f"{latency['p50']:.1f} / {latency['p90']:.1f} ms")] if latency else []
+    stages = summary.get("stages_ms") or {}
+    rows += [(label, f"{stages[name]:.1f} ms") for name, label in STAGE_LABELS.items() if name in stages]
+    if "tokens_per_s" in stages:
+        rows.append(("new tokens per second (one sequence)", f"{stages['tokens_per_s']:.1f}"))
+    return rows or [("no stage timed", "-")]
 
 
 def incomplete_note(summary: Mapping[str, Any]) -> str | None:

@@ -14,6 +14,14 @@ MAX_FRAMES = 1024  # frames per item, at most (InternVL3's context holds about 1
 SEED_RANGE = (0, 2**32 - 1)  # what numpy and torch accept
 BACKENDS = ("native", "vlmeval", "openai", "mock")
 QUANTIZATIONS = ("none", "int8", "int4")
+# Where an item's time goes, in milliseconds (the record's ``timing``): waiting for its
+# frames (prefetched or decoded now), decoding them, building the prompt, the processor
+# (resize, tiles, tokens; a served model: encoding the request), prefill (to the first new
+# token), decoding the new tokens, the whole engine call, and scoring. Engine stages are
+# shared by the items of one batch. GPU stages are synchronised before they are timed.
+TIMING_FIELDS = ("latency_ms", "timing")  # what differs between two runs of the same item
+STAGES = ("frames_wait_ms", "frames_decode_ms", "prompt_ms", "processor_ms", "prefill_ms", "decode_ms",
+          "generate_ms", "score_ms")
 
 
 @dataclass(frozen=True)
@@ -155,6 +163,7 @@ class Generation:
     truncated: bool = False
     raw_text: str | None = None  # the decoded output before that (None: same as text)
     prompt: str | None = None  # the text the model saw, when the engine changed what it was given
+    timing: Mapping[str, float] | None = None  # the engine's stages in ms (see STAGES), shared by a batch
 
 
 @dataclass(frozen=True)
@@ -195,12 +204,13 @@ class ItemRecord:
     raw_response: str | None = None  # the model's output before stop strings and stripping
     extracted: str | None = None  # what the scorer read from the prediction (letter, yes/no, number)
     missing_media: str | None = None  # the media path the download lacks (not scored, not an error)
+    timing: Mapping[str, Any] | None = None  # where the item's time went, stage by stage (STAGES); not compared between runs
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON line's fields. A shallow copy (``dataclasses.asdict`` deep-copies
         every value, a cost paid once per item): the nested mappings are copied one level."""
         data = {name: getattr(self, name) for name in _RECORD_FIELDS}
-        for name in ("video", "decode", "categories", "meta"):
+        for name in ("video", "decode", "categories", "meta", "timing"):
             if data[name] is not None:
                 data[name] = dict(data[name])
         return data

@@ -50,6 +50,8 @@ class ModelConfig:
     attn_implementation: str | None = "sdpa"
     trust_remote_code: bool = False
     batch_size: int = 1
+    compile: bool = False  # native: a static KV cache and a compiled decoding step (torch.compile)
+    processor_device: str | None = None  # native: where the processor resizes frames (None: the CPU; "model": the model's device)
     system_prompt: str | None = None
     vlmeval_dataset: str | None = None  # the dataset name VLMEvalKit's model is told (vlmeval backend)
     server: Mapping[str, Any] = field(default_factory=dict)  # the openai backend's server (see ServerConfig)
@@ -150,6 +152,22 @@ def check_vision(where: str, vision: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in vision.items() if v is not None}
 
 
+ATTENTION_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2", "flash_attention_3", "flex_attention")
+PROCESSOR_DEVICES = ("cpu", "model")
+
+
+def check_native_options(where: str, data: Mapping[str, Any]) -> None:
+    """The native engine's speed settings: attention, compile, where the processor runs."""
+    attn = data.get("attn_implementation")
+    if attn is not None and attn not in ATTENTION_IMPLEMENTATIONS:
+        raise ConfigError(f"{where}: attn_implementation must be one of {', '.join(ATTENTION_IMPLEMENTATIONS)}, got {attn!r}")
+    if "compile" in data and not isinstance(data["compile"], bool):
+        raise ConfigError(f"{where}: compile must be true or false, got {data['compile']!r}")
+    device = data.get("processor_device")
+    if device is not None and device not in PROCESSOR_DEVICES:
+        raise ConfigError(f"{where}: processor_device must be one of {', '.join(PROCESSOR_DEVICES)}, got {device!r}")
+
+
 MODEL_KEYS = tuple(f.name for f in fields(ModelConfig) if f.name not in ("name", "path"))
 
 
@@ -181,6 +199,7 @@ def load_model_config(path: str | Path, name: str | None = None) -> ModelConfig:
     batch_size = data.get("batch_size", 1)
     if not is_int(batch_size) or batch_size < 1:
         raise ConfigError(f"{where}: batch_size must be a whole number >= 1, got {batch_size!r}")
+    check_native_options(where, data)
     data.update(
         engine=engine,
         quantization=quant,

@@ -16,7 +16,14 @@ from vlm_bench.config.dataset import (
     load_dataset_config,
     split_dataset_roots,
 )
-from vlm_bench.config.model import SERVER_FLAGS, SERVER_TRANSPORT_KEYS, ModelConfig, check_server, resolve_model
+from vlm_bench.config.model import (
+    SERVER_FLAGS,
+    SERVER_TRANSPORT_KEYS,
+    ModelConfig,
+    check_native_options,
+    check_server,
+    resolve_model,
+)
 from vlm_bench.config.schema import check_decode, check_video, lookup, resolve_video
 from vlm_bench.types import BACKENDS, SEED_RANGE
 
@@ -164,8 +171,13 @@ def build_run_config(
     server_overrides: Mapping[str, Any] | None = None,
     frame_memory_gb: float | None = None,
     item_frames_gb: float | None = None,
+    model_overrides: Mapping[str, Any] | None = None,
 ) -> RunConfig:
     model_cfg = resolve_model(model)
+    native = {k: v for k, v in (model_overrides or {}).items() if v is not None}
+    if native:
+        check_native_options("command line", native)
+        model_cfg = replace(model_cfg, **native)
     backend = backend or model_cfg.engine
     if backend not in BACKENDS:
         raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
@@ -183,6 +195,10 @@ def build_run_config(
     quant = quant or model_cfg.quantization
     if quant != "none" and backend != "native":
         raise ConfigError(f"--quant={quant} applies to the native backend only (backend is {backend!r})")
+    flags = {"attn_implementation": "--attn", "compile": "--compile"}
+    given = [flags[k] for k in native if k in flags]
+    if given and backend != "native":
+        raise ConfigError(f"{', '.join(given)} applies to the native backend only (backend is {backend!r})")
     default_root, named_roots = split_dataset_roots(dataset_roots)
     loaded = [load_dataset_config(lookup("dataset", d, dataset_catalog(), (".yaml", ".yml", ".jsonl"))) for d in datasets]
     unknown = sorted(set(named_roots) - {d.name for d in loaded})

@@ -4,6 +4,7 @@ progress display, the engine's load error said once, and the summary at the end.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -166,13 +167,9 @@ class ReportHooks:
         if self.graded_records:
             fields["vmevalkit"] = grade_run(self.run, self.graded_records, self.results_dir)
         fields["reused"] = self.records.reused_count
-        threads = {name: w["cpu_threads"] for name, w in self.records.workers.items() if w.get("cpu_threads")}
-        extra = {}
-        if threads:  # torch's thread count on a CPU: one entry when every worker chose alike
-            distinct = {tuple(t.items()) for t in threads.values()}
-            extra["cpu_threads"] = next(iter(threads.values())) if len(distinct) == 1 else dict(sorted(threads.items()))
+        extra = {key: same_or_each(self.records.workers, key) for key in ("cpu_threads", "engine")}
         return self.records.finish(fields, self.run.as_dict(), min_pass_rate=self.run.min_pass_rate,
-                                   manifest_extra=extra)
+                                   manifest_extra={k: v for k, v in extra.items() if v})
 
     @pytest.hookimpl
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
@@ -185,6 +182,16 @@ class ReportHooks:
                               reused=self.records.reused_count, results_dir=self.results_dir)
         for text, markup in lines:
             terminalreporter.write_line(text, **markup)
+
+
+def same_or_each(workers: dict[str, dict[str, Any]], key: str) -> Any:
+    """What the workers report under ``key`` (torch's threads, the engine): one value when
+    every worker reports the same, else each worker's; None when none reports it."""
+    values = {name: w[key] for name, w in sorted(workers.items()) if w.get(key)}
+    if not values:
+        return None
+    distinct = {json.dumps(v, sort_keys=True) for v in values.values()}
+    return next(iter(values.values())) if len(distinct) == 1 else values
 
 
 def drop_transport(props: list[tuple[str, Any]]) -> None:

@@ -22,9 +22,9 @@ from vlm_bench.results.writer import (
     run_info,
     write_json_atomic,
 )
+from vlm_bench.types import TIMING_FIELDS
 
 
-TIMING_FIELDS = ("latency_ms",)  # what differs between two runs of the same item
 
 
 def _same_result(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:

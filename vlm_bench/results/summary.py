@@ -3,10 +3,15 @@ breakdown, built one record at a time; and its text table."""
 
 from __future__ import annotations
 
+import statistics
+from array import array
 from collections import defaultdict
 from typing import Any, Iterable, Mapping, Sequence
 
 from vlm_bench.scoring import clustered_ci_of_totals
+from vlm_bench.types import STAGES
+
+STAGE_NAMES = (*STAGES, "tokens_per_s")
 
 
 class RateBucket:
@@ -60,6 +65,7 @@ class RunSummary:
         self.dims = [tuple(b) for b in breakdowns]
         self.per_breakdown: dict[str, dict[str, RateBucket]] = defaultdict(lambda: defaultdict(RateBucket))
         self.latencies: list[float] = []
+        self.stages: dict[str, array] = {}  # stage -> its times (ms), compact: a long run keeps them all
 
     def add(self, rec: Mapping[str, Any]) -> None:
         self.overall.add(rec)
@@ -72,6 +78,9 @@ class RunSummary:
                 self.per_breakdown[" x ".join(dim)][" | ".join(str(cats[d]) for d in dim)].add(rec)
         if rec.get("latency_ms") is not None:
             self.latencies.append(rec["latency_ms"])
+        for stage, value in (rec.get("timing") or {}).items():
+            if isinstance(value, (int, float)) and stage in STAGE_NAMES:
+                self.stages.setdefault(stage, array("d")).append(value)
 
     def result(self, min_pass_rate: float | None = None) -> dict[str, Any]:
         summary: dict[str, Any] = self.overall.as_dict()
@@ -81,6 +90,7 @@ class RunSummary:
             name: {k: v.as_dict() for k, v in sorted(values.items())} for name, values in self.per_breakdown.items()
         }
         summary["latency_ms"] = _latency_stats(self.latencies)
+        summary["stages_ms"] = stage_medians(self.stages)
         summary["min_pass_rate"] = min_pass_rate
         summary["below_min_pass_rate"] = (
             min_pass_rate is not None and (summary["pass_rate"] is None or summary["pass_rate"] < min_pass_rate)
@@ -102,6 +112,13 @@ def summarize(
     for rec in records:
         running.add(rec)
     return running.result(min_pass_rate)
+
+
+def stage_medians(stages: Mapping[str, Sequence[float]]) -> dict[str, float] | None:
+    """The median of each stage over the items that timed it, in ``STAGES`` order (and
+    tokens per second)."""
+    out = {name: round(statistics.median(stages[name]), 3) for name in STAGE_NAMES if stages.get(name)}
+    return out or None
 
 
 def _latency_stats(values: list[float]) -> dict[str, float] | None:

@@ -59,7 +59,8 @@ class NativeEngine:
         self.model = None
         self.processor = None
         self.source: str | None = None
-        self.cpu_threads: dict[str, Any] | None = None  # on a CPU: torch's thread count and how it was chosen
+        self.cpu_threads: dict[str, Any] | None = None  # torch's CPU thread count and how it was chosen
+        self.processor_device: str | None = None  # where the processor resizes frames (None: the CPU)
 
     # ------------------------------------------------------------ loading
 
@@ -86,10 +87,9 @@ class NativeEngine:
         if not local:
             _check_hub_reachable(source, cfg.revision)
         cuda = torch.cuda.is_available()
-        if not cuda:
-            threads, chosen_by = choose_cpu_threads(cfg.info.get("parameters_b"))
-            torch.set_num_threads(threads)
-            self.cpu_threads = {"threads": threads, "chosen_by": chosen_by}
+        threads, chosen_by = choose_cpu_threads(cfg.info.get("parameters_b"), cuda=cuda)
+        torch.set_num_threads(threads)
+        self.cpu_threads = {"threads": threads, "chosen_by": chosen_by}
         dtype = _torch_dtype(cfg.dtype) if cfg.dtype else (torch.bfloat16 if cuda else torch.float32)
         kwargs: dict[str, Any] = {
             "revision": None if local else cfg.revision,
@@ -111,8 +111,29 @@ class NativeEngine:
         if self.quant != "none":
             check_quantized(model, self.quant)
             log_each_message_once("bitsandbytes")  # it warns on every int8 matmul on a CPU
+        if cfg.compile:
+            compile_decoding(model, cuda)
         self.model = model.eval()
         self.processor = processor
+        if cfg.processor_device == "model":
+            self.processor_device = str(model.device)
+
+    def describe(self) -> dict[str, Any]:
+        """What the summary records about the engine: device, dtype, attention, cache,
+        quantization, batch size, where the processor runs, torch's CPU threads."""
+        model = self.model
+        text = model.config.get_text_config() if model is not None else None
+        return {
+            "device": str(model.device) if model is not None else None,
+            "dtype": str(model.dtype).removeprefix("torch.") if model is not None else None,
+            "attn_implementation": getattr(text, "_attn_implementation", None),
+            "cache": getattr(model.generation_config, "cache_implementation", None) or "dynamic" if model is not None else None,
+            "compile": self.model_cfg.compile,
+            "quantization": self.quant,
+            "batch_size": self.model_cfg.batch_size,
+            "processor_device": self.processor_device or "cpu",
+            "cpu_threads": self.cpu_threads,
+        }
 
     # ------------------------------------------------------------ generation
 
@@ -150,6 +171,8 @@ class NativeEngine:
             kwargs["images"] = images
             if cfg.vision_args.get("max_num_tiles"):
                 kwargs["images_kwargs"] = {"max_patches": cfg.vision_args["max_num_tiles"]}
+        if self.processor_device and "videos" in kwargs:  # the fast video processor resizes there
+            kwargs["videos_kwargs"] = {**kwargs.get("videos_kwargs", {}), "device": self.processor_device}
         inputs = self.processor(**kwargs)
         return inputs.to(self.model.device, dtype=self.model.dtype)
 
@@ -180,19 +203,26 @@ class NativeEngine:
 
         tokenizer = self.processor.tokenizer
         started = time.perf_counter()
+        clock = StepClock()
         try:
             inputs = self.prepare_inputs(group, model_cfg)
+            synchronize(self.model.device)  # the inputs are on the device before the clock moves on
+            processed = time.perf_counter()
             gen_kwargs: dict[str, Any] = {
                 "max_new_tokens": decode.max_new_tokens,
                 "do_sample": decode.temperature > 0,
                 "pad_token_id": tokenizer.pad_token_id,
+                "streamer": clock,  # each step's tokens reach the host (a sync HF's loop makes anyway): timestamps
             }
             if decode.temperature > 0:
                 gen_kwargs.update(temperature=decode.temperature, top_p=1.0, top_k=0)
             if decode.stop:
                 gen_kwargs.update(stop_strings=list(decode.stop), tokenizer=tokenizer)
+            if self.model_cfg.compile and hasattr(self.model.generation_config, "max_cache_len"):
+                # a static cache sized in powers of two: a longer prompt recompiles once per doubling, not per item
+                gen_kwargs["max_cache_len"] = cache_bucket(inputs["input_ids"].shape[1] + decode.max_new_tokens)
             torch.manual_seed(self.seed)
-            with torch.inference_mode():
+            with torch.inference_mode(), attention_backends(self.model.device):
                 output = self.model.generate(**inputs, **gen_kwargs)
         except torch.OutOfMemoryError as exc:
             if torch.cuda.is_available():
@@ -201,11 +231,13 @@ class NativeEngine:
             raise RuntimeError(
                 OOM_ADVICE.format(item=", ".join(m.item_id for m, _ in group), fewer=max(1, frames // 2))
             ) from exc
-        latency_ms = (time.perf_counter() - started) * 1000.0
-        new_tokens = output[:, inputs["input_ids"].shape[1] :].tolist()
+        new_tokens = output[:, inputs["input_ids"].shape[1] :].tolist()  # on the host: the device is done
+        ended = time.perf_counter()
+        latency_ms = (ended - started) * 1000.0
+        timing = clock.stages(started, processed, ended)
         return [
             Generation(id=media.item_id, text=e.text, tokens=e.tokens, latency_ms=latency_ms, truncated=e.truncated,
-                       raw_text=e.raw)
+                       raw_text=e.raw, timing=timing)
             for (media, _), e in ((item, self._ended(row, decode)) for item, row in zip(group, new_tokens))
         ]
 
@@ -227,6 +259,72 @@ class NativeEngine:
         text, ended_stop = decode.cut_at_stop(text)
         truncated = not ended_eos and not ended_stop and length >= decode.max_new_tokens
         return _Ended(tokens=length, text=text.strip(), truncated=truncated, raw=raw)
+
+
+class StepClock:
+    """A streamer (``generate(streamer=...)``) that only notes when each step's tokens
+    arrive on the host: the prompt first, then one put per new token. It gives the
+    processor, prefill (to the first new token) and decode stages of one generate call."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def put(self, value: Any) -> None:
+        self.times.append(time.perf_counter())
+
+    def end(self) -> None:
+        pass
+
+    def stages(self, started: float, processed: float, ended: float) -> dict[str, float]:
+        out = {"processor_ms": (processed - started) * 1000}
+        steps = self.times[1:]  # after the prompt's put
+        if steps:
+            out["prefill_ms"] = (steps[0] - processed) * 1000
+            out["decode_ms"] = (steps[-1] - steps[0]) * 1000
+            if len(steps) > 1 and steps[-1] > steps[0]:
+                out["tokens_per_s"] = (len(steps) - 1) / (steps[-1] - steps[0])
+        return out
+
+
+def attention_backends(device: Any):
+    """On a GPU, SDPA without cuDNN's attention: cuDNN plans a graph for every new query and
+    key length (host time, about 25 ms a call on the H200 measured), and decoding meets a new
+    key length at every step; flash and memory-efficient attention need no plan.
+    ``VLM_BENCH_CUDNN_ATTENTION=1`` leaves torch's own choice (to compare)."""
+    import contextlib
+
+    if getattr(device, "type", None) != "cuda" or os.environ.get("VLM_BENCH_CUDNN_ATTENTION") == "1":
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
+
+
+def cache_bucket(length: int, smallest: int = 256) -> int:
+    """The static cache's length for ``length`` tokens: the next power of two (at least ``smallest``)."""
+    return max(smallest, 1 << max(0, length - 1).bit_length())
+
+
+def synchronize(device: Any) -> None:
+    """Wait for the GPU's queued work (a stage timed on a GPU ends when its work does)."""
+    if getattr(device, "type", None) == "cuda":
+        import torch
+
+        torch.cuda.synchronize(device)
+
+
+def compile_decoding(model: Any, cuda: bool) -> None:
+    """A static KV cache and transformers' compiled decoding step (torch.compile,
+    ``reduce-overhead``: CUDA graphs on a GPU). The prefill, whose shape changes with each
+    item, stays eager; the cache keeps the longest size seen, so decoding compiles once.
+    On a CPU transformers compiles only when told to (it rarely pays there)."""
+    from transformers import CompileConfig
+
+    config = CompileConfig(fullgraph=False, mode="reduce-overhead")
+    if not cuda:
+        config._compile_all_devices = True
+    model.generation_config.cache_implementation = "static"
+    model.generation_config.compile_config = config
 
 
 def _torch_dtype(name: str):

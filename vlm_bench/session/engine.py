@@ -96,7 +96,7 @@ class EngineSession:
         questions about one video), frame-cache use and engine error, for the summary."""
         ev = self._evaluator
         adapter = ev.adapter if ev else None
-        server = adapter.engine_info() if adapter else None
+        info = adapter.engine_info() if adapter else None
         frames = ev.frames if ev else None
         return {
             "worker": self.worker,
@@ -107,7 +107,8 @@ class EngineSession:
             "frames": {"decoded": frames.decodes, "shared": frames.memory.hits} if frames else None,
             "frame_cache": {"hits": frames.cache.hits, "misses": frames.cache.misses} if frames and frames.cache else None,
             "error": self.engine_error(),
-            **({"server": server} if server else {}),
+            # the served model's server, or the engine's device, dtype, attention, cache, batch
+            **({"server" if self.run.backend == "openai" else "engine": info} if info else {}),
         }
 
     def close(self) -> None:
