@@ -22,6 +22,11 @@ class FakeOpenAIServer:
         self.delay_s = delay_s
         self.echo_key_on_401 = echo_key_on_401
         self.failures: deque = deque()  # per chat request, in order: 429, 500, "drop", (429, {"Retry-After": "0"})
+        # per item, by a word of its question, every time it is asked: "reset" (the connection
+        # reset mid-body), "hang" (never answers), "html" / "notjson" (a 200 that is no chat
+        # completion), or an int N (an answer of N characters)
+        self.per_item: dict[str, Any] = {}
+        self.models_hang = False  # GET /models accepts and never answers
         self.finish_reason = "stop"
         self.requests: list[dict[str, Any]] = []
         self.times: list[float] = []
@@ -78,7 +83,30 @@ class FakeOpenAIServer:
                 self._send(401, {"error": {"message": message, "type": "auth"}})
                 return False
 
+            def _reset_mid_body(self) -> None:
+                import socket
+                import struct
+
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", "400")
+                self.end_headers()
+                self.wfile.write(b'{"id": "chatcmpl-1", "choices": [')
+                self.wfile.flush()
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.close_connection = True
+                self.connection.close()  # RST: "connection reset by peer" on the client
+
+            def _raw(self, content_type: str, data: bytes) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
             def do_GET(self):
+                if server.models_hang:
+                    time.sleep(3600)
                 if self.path.rstrip("/") != "/v1/models":
                     return self._send(404, {"error": {"message": f"no route {self.path}"}})
                 if self._authorized():
@@ -96,8 +124,18 @@ class FakeOpenAIServer:
                     failure = server.failures.popleft() if server.failures else None
                     server.in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                text = " ".join(p.get("text", "") for p in body["messages"][-1]["content"] if isinstance(p, dict))
+                scripted = next((v for k, v in server.per_item.items() if k in text), None)
                 try:
                     time.sleep(server.delay_s)
+                    if scripted == "reset":
+                        return self._reset_mid_body()
+                    if scripted == "hang":
+                        time.sleep(3600)
+                    if scripted == "html":
+                        return self._raw("text/html", b"<html><body>502 Bad Gateway (a proxy page)</body></html>")
+                    if scripted == "notjson":
+                        return self._raw("application/json", b"upstream error: model not loaded")
                     if failure == "drop":
                         self.close_connection = True
                         self.connection.shutdown(2)
@@ -105,7 +143,7 @@ class FakeOpenAIServer:
                     if failure is not None:
                         status, headers = failure if isinstance(failure, tuple) else (failure, {})
                         return self._send(status, {"error": {"message": f"scripted {status}"}}, headers)
-                    text = server.answer(body)
+                    text = server.answer(body) if not isinstance(scripted, int) else "x" * scripted
                     self._send(200, {
                         "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": body["model"],
                         "choices": [{"index": 0, "message": {"role": "assistant", "content": text},

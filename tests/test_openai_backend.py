@@ -25,7 +25,8 @@ from vlm_bench.evaluate import Evaluator
 from vlm_bench.frames import load_media
 from vlm_bench.registry.model_adapters.internvl3 import INTERNVL3_SYSTEM_PROMPT
 from vlm_bench.runners import ServerUnavailable
-from vlm_bench.runners.openai_backend import OpenAIEngine, redact_url, resize_square
+from vlm_bench.runners.chat_request import resize_square
+from vlm_bench.runners.openai_backend import OpenAIEngine, redact_url
 from vlm_bench.types import DecodeConfig
 
 pytest.importorskip("openai")  # the serve extra (in the test extra)
@@ -160,8 +161,10 @@ def test_backoff_doubles_and_honours_retry_after(server):
     eng = engine(server.url, retry_base_s=2.0)
     waits = [eng._backoff(a, None) for a in range(7)]
     assert [round(w / (2.0 * 2**a)) for a, w in enumerate(waits[:5])] == [1] * 5  # within +-25% jitter
-    assert max(waits) <= 60 * 1.25
-    assert eng._backoff(0, 3.0) == 3.0 and eng._backoff(0, 9999.0) == 120.0
+    assert max(waits) <= 60
+    # the server's Retry-After is honoured up to the cap docs/served.md states (60 s), which is a setting
+    assert eng._backoff(0, 3.0) == 3.0 and eng._backoff(0, 100000.0) == 60.0
+    assert engine(server.url, max_retry_wait_s=5.0)._backoff(0, 100000.0) == 5.0
 
 
 def test_a_request_that_keeps_failing_is_that_items_error(server, smoke):

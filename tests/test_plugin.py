@@ -12,7 +12,7 @@ from vlm_bench.runners.mock_backend import MockEngine
 RECORD_FIELDS = {
     "id", "dataset", "model", "backend", "quant", "category", "question", "answer", "prediction",
     "scorer", "score", "passed", "latency_ms", "truncated", "tokens", "error", "video", "decode",
-    "categories", "cluster", "media", "meta", "prompt", "raw_response", "extracted", "missing_media", "timing",
+    "categories", "cluster", "media", "meta", "prompt", "raw_response", "extracted", "missing_media", "timing", "warnings",
 }
 VIDEO_FIELDS = {"selected_indices", "num_frames_total", "strategy", "fps_used", "reader", "video_fps"}
 

@@ -11,6 +11,7 @@ import json
 import re
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -208,7 +209,8 @@ def test_retry_after_in_seconds_milliseconds_or_a_date_and_backoff_with_jitter()
     waits = [backoff.seconds(a) for a in range(8)]
     assert all(0.75 * min(60, 2**a) <= w <= 1.25 * min(60, 2**a) for a, w in enumerate(waits))
     assert len({round(w / min(60, 2**a), 6) for a, w in enumerate(waits)}) > 1  # jittered
-    assert backoff.seconds(3, 5.0) == 5.0 and backoff.seconds(0, 900.0) == 120.0  # Retry-After wins, capped
+    assert backoff.seconds(3, 5.0) == 5.0 and backoff.seconds(0, 900.0) == 60.0  # Retry-After wins, capped
+    assert max(waits) <= 60.0 and Backoff(1.0, max_s=7.5).seconds(0, 100000.0) == 7.5  # the cap holds, and is a setting
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -415,6 +417,36 @@ def test_the_key_appears_nowhere_a_run_writes(provider, server, gen_suite, tmp_p
         assert KEY.encode() not in data and S3_SECRET.encode() not in data, path
     printed = "\n".join(result.outlines + result.errlines)
     assert KEY not in printed and S3_SECRET not in printed and "***" in printed
+
+
+def test_a_password_in_the_base_url_appears_nowhere_a_run_writes(server, gen_suite, tmp_path):
+    """--base-url http://user:PASSWORD@host/...: not in the records, the summary's manifest
+    (config and argv), the lock file, the output tree, nor httpx's request log lines."""
+    password = "pw-CANARY-91c2e7"
+    log = tmp_path / "debug.log"
+    args = session_args("runway", server, tmp_path, "--limit", "2", "--log-file", str(log), "--log-file-level", "DEBUG")
+    at = args.index("--base-url") + 1
+    args[at] = args[at].replace("http://", f"http://user:{password}@")
+    result = gen_suite.runpytest_inprocess(*args)
+    assert result.ret in (0, 1)  # (httpx turns the URL's user:password into Basic auth, which this provider refuses)
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and p.suffix != ".py"]
+    assert log in written and "HTTP Request: POST" in log.read_text()
+    assert [str(p) for p in written if password.encode() in p.read_bytes()] == []
+    assert password not in "\n".join(result.outlines + result.errlines)
+    assert server.base_url("runway") in json.dumps(json.loads((tmp_path / "res" / "summary.json").read_text())["manifest"])
+
+
+def test_a_dead_endpoint_stops_the_run_at_once_naming_it(server, gen_suite, tmp_path):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}/runway"
+    args = session_args("runway", server, tmp_path)
+    args[args.index("--base-url") + 1] = dead
+    started = time.monotonic()
+    result = gen_suite.runpytest_inprocess(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR and time.monotonic() - started < 30
+    assert f"cannot reach the API at {dead}" in "\n".join(result.errlines) and "nothing was sent" in "\n".join(result.errlines)
+    assert not (tmp_path / "res" / "items.jsonl").exists()
 
 
 def test_a_missing_key_stops_the_session_before_any_task(server, gen_suite, tmp_path, monkeypatch):

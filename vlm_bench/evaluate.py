@@ -15,6 +15,7 @@ from typing import Hashable, Mapping, Sequence
 import numpy as np
 
 from vlm_bench.config import ConfigError, ModelConfig, RunConfig, resolve_decode, resolve_video
+from vlm_bench.deadline import DaemonPool, Deadline, ItemTimeout
 from vlm_bench.frame_cache import DEFAULT_SIDE, FrameCache
 from vlm_bench.frames import FrameSource
 from vlm_bench.registry import adapter_class
@@ -58,6 +59,7 @@ class Evaluator:
         self._video_configs: dict[Hashable, VideoConfig] = {}
         self._in_flight: dict[str, Future] = {}  # items submitted ahead -> their record
         self._requests: ThreadPoolExecutor | None = None
+        self.deadline = Deadline(run.item_timeout_s) if run.item_timeout_s else None
         cache = None
         if run.frame_cache:
             try:
@@ -107,8 +109,10 @@ class Evaluator:
             return None
 
     def close(self) -> None:
-        if self._requests is not None:
-            self._requests.shutdown(wait=True, cancel_futures=True)
+        if self.deadline is not None:
+            self.deadline.close()
+        if self._requests is not None:  # an abandoned item's thread is not waited for
+            self._requests.shutdown(wait=self.deadline is None, cancel_futures=True)
             self._requests = None
         self._in_flight.clear()
         self.frames.close()
@@ -154,7 +158,15 @@ class Evaluator:
             return self._ready.pop(sample.uid)
         if self.run.concurrency > 1:
             return self._evaluate_in_flight(sample, ahead)
-        first, *rest = self.evaluate_many([sample, *[s for s in ahead if s.uid not in self._ready]])
+        ahead = [s for s in ahead if s.uid not in self._ready]
+        if self.deadline is not None:
+            self.load()  # here, not in the item's thread: a server that is down stops the session at once
+            try:
+                first, *rest = self.deadline.run(self.evaluate_many, [sample, *ahead])
+            except ItemTimeout as exc:
+                return self._timed_out(sample, exc)
+        else:
+            first, *rest = self.evaluate_many([sample, *ahead])
         self._ready.update((r_sample.uid, record) for r_sample, record in zip(ahead, rest))
         return first
 
@@ -163,12 +175,29 @@ class Evaluator:
         item from frames to record) and wait for this one; the window slides as each test
         asks for its item, so a slow item does not hold the others back."""
         self.load()  # here, not in a thread: a server that is down stops the session at once
-        if self._requests is None:
-            self._requests = ThreadPoolExecutor(max_workers=self.run.concurrency, thread_name_prefix="vlm-bench-request")
+        if self._requests is None:  # with --item-timeout, threads that can be abandoned (daemons)
+            pool = DaemonPool if self.deadline is not None else ThreadPoolExecutor
+            self._requests = pool(max_workers=self.run.concurrency, thread_name_prefix="vlm-bench-request")
         for item in (sample, *ahead):
             if item.uid not in self._in_flight:
                 self._in_flight[item.uid] = self._requests.submit(lambda s: self.evaluate_many([s])[0], item)
-        return self._in_flight.pop(sample.uid).result()
+                if self.deadline is not None:
+                    self.deadline.started(self._in_flight[item.uid])
+        future = self._in_flight.pop(sample.uid)
+        if self.deadline is None:
+            return future.result()
+        try:
+            return self.deadline.wait(future)
+        except ItemTimeout as exc:
+            self._requests.replace_stuck()  # the abandoned request keeps its thread; the others keep theirs
+            return self._timed_out(sample, exc)
+
+    def _timed_out(self, sample: Sample, exc: "ItemTimeout") -> ItemRecord:
+        try:
+            decode = self.decode_config(sample)
+        except Exception:
+            decode = DecodeConfig()
+        return self._record(sample, None, None, decode, f"item {sample.id!r}: {exc}")
 
     def evaluate_many(self, samples: Sequence[Sample]) -> list[ItemRecord]:
         """Records for ``samples`` in order; items with the same decode settings go to the
@@ -285,6 +314,11 @@ def item_record(
     text sent with the frames (an engine that changes it reports what the model saw);
     ``timing`` the stages so far, to which scoring is added."""
     score = None
+    warnings = record_warnings(run, media, gen, decode)
+    if warnings.get("response_cut"):  # what is scored is what the record keeps, so a rescore agrees
+        cap = run.max_response_chars
+        gen = replace(gen, text=gen.text[:cap], raw_text=(gen.raw_text if gen.raw_text is not None else gen.text)[:cap],
+                      truncated=True)
     started = time.perf_counter()
     if gen is not None and sample.answer is not None and error is None:
         try:
@@ -327,7 +361,32 @@ def item_record(
         extracted=score.extracted if score else None,
         missing_media=sample.missing_media,
         timing=timing,
+        warnings=warnings or None,
     )
+
+
+CHARS_PER_TOKEN = 64  # no tokenizer's token is longer: an answer past max_new_tokens x this ignored max_tokens
+
+
+def record_warnings(run: RunConfig, media: VideoInput | None, gen: Generation | None, decode: DecodeConfig) -> dict[str, str]:
+    """What a reader of the record must know: the response was cut to the stored size, the
+    answer is longer than its token limit allows, the video decoded short of its length."""
+    out = {}
+    if gen is not None:
+        raw = gen.raw_text if gen.raw_text is not None else gen.text
+        size = max(len(raw), len(gen.text))
+        if size > run.max_response_chars:
+            out["response_cut"] = (f"the response had {size:,} characters; the record keeps the first "
+                                   f"{run.max_response_chars:,} (--max-response-kb)")
+        if len(raw) > decode.max_new_tokens * CHARS_PER_TOKEN:
+            out["response_overlong"] = (f"{len(raw):,} characters for max_new_tokens {decode.max_new_tokens}: more than "
+                                        "any tokenizer gives; the engine or server did not honour the token limit")
+    claimed = media.selection.num_frames_claimed if media is not None else None
+    if claimed:
+        out["video_short"] = (f"the container claims {claimed} frames and {media.selection.num_frames_total} decode "
+                              f"({100 * media.selection.num_frames_total / claimed:.0f}%): a cut or damaged file; the "
+                              "frames were sampled from the part that decodes")
+    return out
 
 
 def error_record(run: RunConfig, sample: Sample, error: str) -> ItemRecord:

@@ -90,6 +90,7 @@ def start_session(config: pytest.Config) -> "VlmBenchSession":
     from vlm_bench.plugin.session import VlmBenchSession
     from vlm_bench.plugin.xdist import XdistHooks
     from vlm_bench.results import ResultsDirError, check_results_dir
+    from vlm_bench.utils.logs import redact_url_credentials_in_logs
 
     if config.getoption("vlm_resume") and config.getoption("vlm_overwrite"):
         raise pytest.UsageError("vlm-bench: --resume and --overwrite contradict each other; give one")
@@ -97,6 +98,7 @@ def start_session(config: pytest.Config) -> "VlmBenchSession":
         run = run_config_from_pytest(config)
     except ConfigError as exc:
         raise pytest.UsageError(f"vlm-bench: {exc}") from None
+    redact_url_credentials_in_logs()
     session = VlmBenchSession(config, run)
     xdist = XdistHooks(session)
     try:
@@ -114,7 +116,7 @@ def start_session(config: pytest.Config) -> "VlmBenchSession":
 def pytest_unconfigure(config: pytest.Config) -> None:
     session = config.pluginmanager.get_plugin(PLUGIN_NAME)
     if session is not None:
-        session.records.release()
+        session.end()
 
 
 def run_config_from_pytest(config: pytest.Config) -> RunConfig:
@@ -153,10 +155,14 @@ def run_config_from_pytest(config: pytest.Config) -> RunConfig:
             "api_key_env": opt("vlm_api_key_env"),
             "model": opt("vlm_served_model"),
             "concurrency": opt("vlm_concurrency"),
+            "timeout_s": opt("vlm_request_timeout"),
+            "max_retry_wait_s": opt("vlm_max_retry_wait"),
         },
         frame_memory_gb=opt("vlm_frame_memory_gb"),
         item_frames_gb=opt("vlm_item_frames_gb"),
         model_overrides={"batch_size": opt("vlm_batch_size"), "attn_implementation": opt("vlm_attn"), "compile": opt("vlm_compile")},
+        item_timeout_s=opt("vlm_item_timeout"),
+        max_response_kb=opt("vlm_max_response_kb"),
     )
 
 

@@ -325,6 +325,9 @@ def incomplete_note(summary: Mapping[str, Any]) -> str | None:
 
 
 def _md(value: Any) -> str:
-    """Text for one Markdown table cell: ``|`` escaped, line breaks as spaces, cut at 200."""
-    text = "" if value is None else str(value)
-    return " ".join(text.replace("\\", "\\\\").replace("|", "\\|").splitlines())[:200]
+    """Text for one Markdown table cell: cut at 200, HTML escaped (a viewer that renders
+    inline HTML must not run a ``<script>`` from an id or a prediction), ``|`` escaped,
+    line breaks as spaces."""
+    text = ("" if value is None else str(value))[:200]
+    text = html.escape(text, quote=False)
+    return " ".join(text.replace("\\", "\\\\").replace("|", "\\|").splitlines())

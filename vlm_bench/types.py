@@ -120,9 +120,10 @@ class FrameSelection:
     fps_used: float | None
     reader: str
     video_fps: float | None = None
+    num_frames_claimed: int | None = None  # the container's frame count, where fewer frames decode (a cut file)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "selected_indices": list(self.selected_indices),
             "num_frames_total": self.num_frames_total,
             "strategy": self.strategy,
@@ -130,6 +131,9 @@ class FrameSelection:
             "reader": self.reader,
             "video_fps": self.video_fps,
         }
+        if self.num_frames_claimed is not None:
+            out["num_frames_claimed"] = self.num_frames_claimed
+        return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -205,12 +209,13 @@ class ItemRecord:
     extracted: str | None = None  # what the scorer read from the prediction (letter, yes/no, number)
     missing_media: str | None = None  # the media path the download lacks (not scored, not an error)
     timing: Mapping[str, Any] | None = None  # where the item's time went, stage by stage (STAGES); not compared between runs
+    warnings: Mapping[str, str] | None = None  # kind -> what to know about this record (a cut response, a cut video)
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON line's fields. A shallow copy (``dataclasses.asdict`` deep-copies
         every value, a cost paid once per item): the nested mappings are copied one level."""
         data = {name: getattr(self, name) for name in _RECORD_FIELDS}
-        for name in ("video", "decode", "categories", "meta", "timing"):
+        for name in ("video", "decode", "categories", "meta", "timing", "warnings"):
             if data[name] is not None:
                 data[name] = dict(data[name])
         return data

@@ -159,8 +159,9 @@ def load_dataset_config(path: str | Path) -> DatasetConfig:
     if scorer is not None:
         from vlm_bench.scoring import SCORERS
 
-        if scorer not in SCORERS:
-            raise ConfigError(f"{where}: scorer must be one of {', '.join(SCORERS)}, got {scorer!r}")
+        if not isinstance(scorer, str) or scorer not in SCORERS:
+            hint = " (one name, not a list or a mapping)" if isinstance(scorer, (list, dict)) else ""
+            raise ConfigError(f"{where}: scorer must be one of {', '.join(SCORERS)}{hint}, got {scorer!r}")
     if root is not None and not isinstance(root, str):
         raise ConfigError(f"{where}: root must be a folder path, got {root!r}")
     data.update(

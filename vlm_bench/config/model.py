@@ -86,7 +86,8 @@ class ServerConfig:
     timeout_s: float = 600.0  # one request, start to last byte
     connect_timeout_s: float = 5.0
     max_retries: int = 5  # on 429, 5xx, timeouts and connection errors
-    retry_base_s: float = 1.0  # backoff: base * 2**attempt (capped at 60 s), or the server's Retry-After
+    retry_base_s: float = 1.0  # backoff: base * 2**attempt, or the server's Retry-After; both at most max_retry_wait_s
+    max_retry_wait_s: float = 60.0  # the longest wait between two attempts (--max-retry-wait)
     # How frame labels and images are laid out: a placeholder such as "<image>" (vLLM) or
     # "<IMAGE_TOKEN>" (lmdeploy) puts labels and placeholders in one text part and the
     # images after it; "none" interleaves text and image parts (OpenAI style, transformers
@@ -104,11 +105,13 @@ class ServerConfig:
 SERVER_KEYS = tuple(f.name for f in fields(ServerConfig))
 
 
-SERVER_FLAGS = {"base_url": "--base-url", "api_key_env": "--api-key-env", "model": "--served-model", "concurrency": "--concurrency"}
+SERVER_FLAGS = {"base_url": "--base-url", "api_key_env": "--api-key-env", "model": "--served-model", "concurrency": "--concurrency",
+                "timeout_s": "--request-timeout", "max_retry_wait_s": "--max-retry-wait"}
 
 
 # Where and how fast requests go; not what the model sees, so not part of a run's fingerprint.
-SERVER_TRANSPORT_KEYS = ("base_url", "api_key_env", "concurrency", "timeout_s", "connect_timeout_s", "max_retries", "retry_base_s")
+SERVER_TRANSPORT_KEYS = ("base_url", "api_key_env", "concurrency", "timeout_s", "connect_timeout_s", "max_retries", "retry_base_s",
+                         "max_retry_wait_s")
 
 
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # an environment variable's name (fullmatch)
@@ -133,7 +136,7 @@ def check_server(where: str, server: Mapping[str, Any]) -> dict[str, Any]:
     for key, low in (("concurrency", 1), ("max_retries", 0), ("frame_size", 1)):
         if key in out and (not is_int(out[key]) or out[key] < low):
             raise ConfigError(f"{where}: {key} must be a whole number >= {low}, got {out[key]!r}")
-    for key, zero_ok in (("timeout_s", False), ("connect_timeout_s", False), ("retry_base_s", True)):
+    for key, zero_ok in (("timeout_s", False), ("connect_timeout_s", False), ("retry_base_s", True), ("max_retry_wait_s", True)):
         if out.get(key) is not None:
             check_number(where, key, out[key], zero_ok=zero_ok)
     if "image_format" in out and out["image_format"] not in IMAGE_FORMATS:

@@ -49,6 +49,8 @@ class RunConfig:
     prefetch: int = 2  # items whose frames are decoded ahead, in a background thread
     frame_memory_gb: float = 2.0  # decoded frames kept in memory for the next questions about a video
     item_frames_gb: float = 16.0  # decoded frames one item may take (default_item_frames_gb())
+    item_timeout_s: float | None = None  # an item past this many seconds gets an error record (None: no limit)
+    max_response_chars: int = 65536  # a record keeps at most this much of a response (--max-response-kb)
 
     @property
     def concurrency(self) -> int:
@@ -72,6 +74,8 @@ class RunConfig:
             "prefetch": self.prefetch,
             "frame_memory_gb": self.frame_memory_gb,
             "item_frames_gb": self.item_frames_gb,
+            "item_timeout_s": self.item_timeout_s,
+            "max_response_chars": self.max_response_chars,
         }
 
 
@@ -172,6 +176,8 @@ def build_run_config(
     frame_memory_gb: float | None = None,
     item_frames_gb: float | None = None,
     model_overrides: Mapping[str, Any] | None = None,
+    item_timeout_s: float | None = None,
+    max_response_kb: float | None = None,
 ) -> RunConfig:
     model_cfg = resolve_model(model)
     native = {k: v for k, v in (model_overrides or {}).items() if v is not None}
@@ -233,6 +239,8 @@ def build_run_config(
     check_run_settings(model_cfg, backend, seed, frame_cache, frame_cache_gb, prefetch)
     if item_frames_gb is not None and not (is_number(item_frames_gb) and item_frames_gb > 0):
         raise ConfigError(f"--item-frames-gb must be a finite number > 0, got {item_frames_gb!r}")
+    if item_timeout_s is not None and not (is_number(item_timeout_s) and item_timeout_s > 0):
+        raise ConfigError(f"--item-timeout must be a finite number of seconds > 0, got {item_timeout_s!r}")
     return RunConfig(
         backend=backend,
         model=model_cfg,
@@ -251,4 +259,6 @@ def build_run_config(
         prefetch=prefetch,
         frame_memory_gb=2.0 if frame_memory_gb is None else frame_memory_gb,
         item_frames_gb=default_item_frames_gb() if item_frames_gb is None else item_frames_gb,
+        item_timeout_s=item_timeout_s,
+        max_response_chars=int(1024 * (64 if max_response_kb is None else max_response_kb)),
     )

@@ -126,6 +126,9 @@ def resolve_decode(*layers: Mapping[str, Any]) -> DecodeConfig:
     return DecodeConfig(**merged)
 
 
+MAX_CONFIG_VALUES = 100_000  # values in a config once its aliases are expanded (a real one has hundreds)
+
+
 def load_yaml(path: Path) -> Mapping[str, Any]:
     try:
         with open(path, encoding="utf-8") as fh:
@@ -136,7 +139,27 @@ def load_yaml(path: Path) -> Mapping[str, Any]:
         raise ConfigError(f"{path}: cannot read: {exc}") from exc
     if not isinstance(data, Mapping):
         raise ConfigError(f"{path}: expected a mapping at the top level")
+    if expanded_size(data, MAX_CONFIG_VALUES) > MAX_CONFIG_VALUES:
+        raise ConfigError(
+            f"{path}: expands to more than {MAX_CONFIG_VALUES:,} values once its YAML aliases (*name) are followed; "
+            "a config that size is an alias bomb or a mistake (the run would write it out in full): expand fewer aliases"
+        )
     return data
+
+
+def expanded_size(value: Any, limit: int) -> int:
+    """How many values ``value`` holds with every alias followed (a shared list counts each
+    time it is referred to, as JSON writes it), counting no further than past ``limit``."""
+    count, stack = 0, [value]
+    while stack and count <= limit:
+        item = stack.pop()
+        count += 1
+        if isinstance(item, Mapping):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return count
 
 
 def catalog_of(directory: Path) -> dict[str, Path]:

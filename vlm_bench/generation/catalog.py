@@ -82,9 +82,10 @@ def load_generator_config(path: str | Path, name: str | None = None) -> Generato
 
 def _check_api_values(where: str, values: Mapping[str, Any]) -> None:
     for key in ("requests_per_minute", "poll_interval_s", "poll_timeout_s", "timeout_s", "connect_timeout_s",
-                "retry_base_s", "usd_per_second", "usd_per_video"):
+                "retry_base_s", "max_retry_wait_s", "usd_per_second", "usd_per_video"):
         if values.get(key) is not None:
-            check_number(where, key, values[key], zero_ok=key in ("retry_base_s", "usd_per_second", "usd_per_video"))
+            check_number(where, key, values[key],
+                         zero_ok=key in ("retry_base_s", "max_retry_wait_s", "usd_per_second", "usd_per_video"))
     for key in ("max_retries", "upload_url_expires_s"):
         if key in values and (not is_int(values[key]) or values[key] < 0):
             raise ConfigError(f"{where}: {key} must be a whole number >= 0, got {values[key]!r}")

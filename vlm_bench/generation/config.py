@@ -63,7 +63,8 @@ class APIConfig:
     timeout_s: float = 120.0  # one request
     connect_timeout_s: float = 10.0
     max_retries: int = 5  # per request, on 429, 5xx and connection errors
-    retry_base_s: float = 2.0  # backoff: base * 2**attempt with jitter (at most 60 s), or Retry-After
+    retry_base_s: float = 2.0  # backoff: base * 2**attempt with jitter, or Retry-After; both at most max_retry_wait_s
+    max_retry_wait_s: float = 60.0  # the longest wait between two attempts
     usd_per_second: float | None = None  # list price per second of video, for the dry run's estimate
     usd_per_video: float | None = None
     first_frame: str = "data_uri"  # data_uri, bytes, file, or url (needs an uploader: --upload-to)

@@ -47,6 +47,9 @@ def pytest_configure(config: pytest.Config) -> None:
     from vlm_bench.generation.base import GeneratorUnavailable
     from vlm_bench.results import ResultsDirError
 
+    from vlm_bench.utils.logs import redact_url_credentials_in_logs
+
+    redact_url_credentials_in_logs()
     session = None
     try:
         session = GenerationSession(config)
@@ -185,6 +188,11 @@ class GenerationSession:
         generator = self.probe = create_generator(self.cfg, self.requested)
         if hasattr(generator, "check"):
             generator.check()
+        endpoint = getattr(generator, "base_url", None) or getattr(generator, "default_base_url", None)
+        if endpoint:  # an API generator: a dead endpoint stops the run here, naming it
+            from vlm_bench.generation.engines.api import probe_endpoint
+
+            probe_endpoint(endpoint)
         opt = self.config.getoption
         if self.is_controller:  # a second run on this folder is refused here
             self.records.claim(self.fingerprint, resume=opt("vlm_resume"), overwrite=opt("vlm_overwrite"))

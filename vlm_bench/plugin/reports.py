@@ -28,6 +28,7 @@ class ReportHooks:
         self.load_error: str | None = None  # the engine's, as the controller first heard of it
         self.other_failures = 0
         self.summary: dict[str, Any] | None = None
+        self.write_error: str | None = None  # the results folder could not be written (a full disk)
 
     def progress(self):
         """The run's progress display (progress.progress_display), or None."""
@@ -94,8 +95,14 @@ class ReportHooks:
 
     def add_record(self, record: dict[str, Any], reused: bool, worker: dict[str, Any] | None) -> None:
         from vlm_bench.grading import is_graded
+        from vlm_bench.results import ResultsWriteError
 
-        if self.records.add(record, reused=reused, worker=worker):
+        try:
+            added = self.records.add(record, reused=reused, worker=worker)
+        except ResultsWriteError as exc:  # a full disk: one clear line, not an internal error per item
+            self.write_error = str(exc)
+            pytest.exit(f"vlm-bench: {exc}; free space, then finish the run with --resume", returncode=pytest.ExitCode.INTERRUPTED)
+        if added:
             if is_graded(record):
                 self.graded_records.append(record)
             if (progress := self.progress()) is not None:
@@ -128,6 +135,10 @@ class ReportHooks:
     def stop_reason(self, session: pytest.Session, exitstatus: int) -> str:
         if self.engine.stopped_by:
             return self.engine.stopped_by
+        if self.write_error:
+            return self.write_error
+        if self.session.terminated:
+            return f"stopped by {self.session.terminated}"
         if exitstatus == pytest.ExitCode.INTERRUPTED:
             return str(session.shouldfail or session.shouldstop or "interrupted")
         return str(session.shouldfail or session.shouldstop or "some items did not run")
@@ -141,7 +152,14 @@ class ReportHooks:
             self.records.workers["main"] = self.engine.worker_info()  # a single process: no report carried it
         if not self.is_controller or self.records.lock is None:
             return
-        self.summary = summary = self.finish_summary(session, exitstatus)
+        from vlm_bench.results import ResultsWriteError
+
+        try:
+            self.summary = summary = self.finish_summary(session, exitstatus)
+        except ResultsWriteError as exc:
+            self.write_error = self.write_error or str(exc)
+            session.exitstatus = pytest.ExitCode.INTERRUPTED
+            return
         if self.run.min_pass_rate is None:
             return
         if summary["below_min_pass_rate"] or not summary["complete"]:
@@ -173,6 +191,9 @@ class ReportHooks:
 
     @pytest.hookimpl
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.summary is None and self.write_error:
+            terminalreporter.write_line(f"vlm-bench: the results could not be written: {self.write_error}; no summary. "
+                                        "Free space, then finish the run with --resume", red=True, bold=True)
         if self.summary is None:
             return
         from vlm_bench.session.terminal import summary_lines, title

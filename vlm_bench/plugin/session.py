@@ -34,7 +34,8 @@ class VlmBenchSession:
         self.is_controller = not hasattr(config, "workerinput")  # pytest-xdist workers carry workerinput
         self.results_dir = Path(run.results_dir) if run.results_dir else default_results_dir(f"{run.model.name}-{run.backend}")
         self.selection = ItemSelection(run)
-        self.engine = EngineSession(run, self.selection.samples, getattr(config, "workerinput", {}).get("workerid", "main"))
+        worker = getattr(config, "workerinput", {}).get("workerid", "main")
+        self.engine = EngineSession(run, self.selection.samples, worker, say=self.say if self.is_controller else None)
         self.fingerprint = run_fingerprint(run)
         self.breakdowns = list(dict.fromkeys(b for d in run.datasets for b in d.breakdowns))
         self.plan = {"shard": list(run.shard) if run.shard else None, "limit": run.limit, "categories": list(run.categories)}
@@ -42,6 +43,34 @@ class VlmBenchSession:
         self.records = RunRecords(self.results_dir, info, self.breakdowns)
         self._worker_reused: dict[str, dict[str, Any]] | None = None
         self.deselected_benchmarks = 0
+        self.terminated: str | None = None  # the signal that stopped the run (SIGTERM)
+        if self.is_controller:
+            self.stop_on_sigterm()
+
+    def stop_on_sigterm(self) -> None:
+        """SIGTERM (a scheduler's cancel, ``kill``) ends the run as Ctrl-C does: the records so
+        far stay, the summary says it is incomplete and why, and the exit status is a
+        failure. Only where nothing else handles SIGTERM, and only from the main thread."""
+        import signal
+        import threading
+
+        if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+            return
+
+        def interrupt(signum: int, frame: Any) -> None:
+            self.terminated = signal.Signals(signum).name
+            raise KeyboardInterrupt(f"stopped by {self.terminated}")
+
+        signal.signal(signal.SIGTERM, interrupt)
+        self._restore_sigterm = lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    def end(self) -> None:
+        """At unconfigure: the folder's lock released, SIGTERM's default back."""
+        self.records.release()
+        restore = getattr(self, "_restore_sigterm", None)
+        if restore is not None:
+            restore()
+            self._restore_sigterm = None
 
     @property
     def reused(self) -> dict[str, dict[str, Any]]:
@@ -183,11 +212,16 @@ class VlmBenchSession:
                      f"({describe_holder(stale)}); it was killed or crashed")
 
     def say(self, line: str) -> None:
+        """A line on the terminal now, also from inside a test (pytest's capture set aside)."""
+        import contextlib
+
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None:
-            reporter.write_line(line)
-        else:
-            print(line, file=sys.stderr)
+        capman = self.config.pluginmanager.get_plugin("capturemanager")
+        with capman.global_and_fixture_disabled() if capman is not None else contextlib.nullcontext():
+            if reporter is not None:
+                reporter.write_line(line)
+            else:
+                print(line, file=sys.stderr)
 
 
 def deselected_by_mark(metafunc: pytest.Metafunc, smoke: bool) -> bool:

@@ -20,6 +20,7 @@ from vlm_bench.results.writer import (
     RUN_FILE,
     SUMMARY_FILE,
     ResultsDirError,
+    ResultsWriteError,
     ResultsWriter,
     default_results_dir,
     fingerprint_id,
@@ -33,7 +34,7 @@ from vlm_bench.results.writer import (
 )
 
 __all__ = [
-    "ITEMS_FILE", "LOCK_FILE", "RUN_FILE", "SUMMARY_FILE", "RateBucket", "ResultsDirError", "ResultsWriter", "RunLock",
+    "ITEMS_FILE", "LOCK_FILE", "RUN_FILE", "SUMMARY_FILE", "RateBucket", "ResultsDirError", "ResultsWriteError", "ResultsWriter", "RunLock",
     "RunSummary", "build_manifest", "check_results_dir", "default_results_dir", "describe_holder", "ensure_results_dir",
     "fingerprint_diff", "fingerprint_id", "fmt_interval", "fmt_rate", "format_table", "git_commit", "graded_output_trees",
     "lock_holder", "merge_results", "package_versions", "prepare_results_dir", "read_records", "read_run_info",

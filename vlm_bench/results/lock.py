@@ -16,6 +16,7 @@ from typing import Any, Mapping
 
 from vlm_bench.results.manifest import utc_now
 from vlm_bench.results.writer import ResultsDirError
+from vlm_bench.utils.http import redact_argv
 
 
 LOCK_FILE = ".vlm-bench.lock"  # held (flock) by the one process that owns the folder
@@ -113,7 +114,7 @@ class RunLock:
                     f"{root} is in use by another vlm-bench run ({describe_holder(previous)}); "
                     f"wait for it to finish or choose another --results-dir{hint}"
                 )
-            me = {"pid": os.getpid(), "host": socket.gethostname(), "started_at": utc_now(), "command": " ".join(sys.argv)[:500]}
+            me = {"pid": os.getpid(), "host": socket.gethostname(), "started_at": utc_now(), "command": " ".join(redact_argv(sys.argv))[:500]}
             os.ftruncate(fd, 0)
             os.pwrite(fd, (json.dumps(me) + "\n").encode(), 0)
             os.fsync(fd)

@@ -13,6 +13,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Mapping
 
+from vlm_bench.utils.http import redact_all, redact_argv
+
 
 TRACKED_PACKAGES = (
     "vlm-bench",
@@ -63,12 +65,13 @@ def git_commit(path: str | os.PathLike | None = None) -> dict[str, Any] | None:
 
 
 def build_manifest(run_config: Mapping[str, Any], started_at: str) -> dict[str, Any]:
+    """The manifest; credentials in URLs and secret-looking options never reach it."""
     return {
-        "config": run_config,
+        "config": redact_all(dict(run_config)),
         "seed": run_config.get("seed"),
         "versions": package_versions(),
         "git": git_commit(),
-        "argv": sys.argv,
+        "argv": redact_argv(sys.argv),
         "started_at": started_at,
         "finished_at": utc_now(),
         "hardware": hardware(),

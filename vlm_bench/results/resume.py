@@ -94,9 +94,16 @@ def prepare_results_dir(
 
 
 def reusable_records(items: str | os.PathLike) -> list[dict[str, Any]]:
-    """The records of a run that a resumed run keeps: all but errored ones and those whose
-    media was missing (it may have been downloaded since)."""
-    return [r for r in read_records(items) if r.get("error") is None and not r.get("missing_media")]
+    """The records of a run that a resumed run keeps: one per item (the last whole one, where
+    a line was written twice), and of those all but errored ones and those whose media was
+    missing (it may have been downloaded since)."""
+    last: dict[str, dict[str, Any]] = {}
+    records = read_records(items)
+    for record in records:
+        last[record_uid(record)] = record  # the first one's place, the last one's content
+    if len(last) < len(records):
+        warnings.warn(f"{items}: {len(records) - len(last)} item(s) had more than one record; kept the last of each")
+    return [r for r in last.values() if r.get("error") is None and not r.get("missing_media")]
 
 
 def resumed_records_seen_by_worker(items: str | os.PathLike) -> dict[str, dict[str, Any]]:

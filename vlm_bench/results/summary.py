@@ -66,6 +66,7 @@ class RunSummary:
         self.per_breakdown: dict[str, dict[str, RateBucket]] = defaultdict(lambda: defaultdict(RateBucket))
         self.latencies: list[float] = []
         self.stages: dict[str, array] = {}  # stage -> its times (ms), compact: a long run keeps them all
+        self.warnings: dict[str, int] = {}  # kind -> records that carry it
 
     def add(self, rec: Mapping[str, Any]) -> None:
         self.overall.add(rec)
@@ -78,6 +79,8 @@ class RunSummary:
                 self.per_breakdown[" x ".join(dim)][" | ".join(str(cats[d]) for d in dim)].add(rec)
         if rec.get("latency_ms") is not None:
             self.latencies.append(rec["latency_ms"])
+        for kind in rec.get("warnings") or ():
+            self.warnings[kind] = self.warnings.get(kind, 0) + 1
         for stage, value in (rec.get("timing") or {}).items():
             if isinstance(value, (int, float)) and stage in STAGE_NAMES:
                 self.stages.setdefault(stage, array("d")).append(value)
@@ -91,6 +94,7 @@ class RunSummary:
         }
         summary["latency_ms"] = _latency_stats(self.latencies)
         summary["stages_ms"] = stage_medians(self.stages)
+        summary["warnings"] = dict(sorted(self.warnings.items())) or None
         summary["min_pass_rate"] = min_pass_rate
         summary["below_min_pass_rate"] = (
             min_pass_rate is not None and (summary["pass_rate"] is None or summary["pass_rate"] < min_pass_rate)

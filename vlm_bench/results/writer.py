@@ -49,17 +49,30 @@ class ResultsWriter:
             self._fh = open(self.path, "a", encoding="utf-8")
 
     def write(self, record: ItemRecord | Mapping[str, Any]) -> None:
-        self.start()
-        self._fh.write(record_line(record))
-        self._fh.flush()
+        line = record_line(record)
+        try:
+            self.start()
+            self._fh.write(line)
+            self._fh.flush()
+        except OSError as exc:
+            raise ResultsWriteError(exc.errno, f"cannot write {self.path}: {exc.strerror or exc} "
+                                               f"({self.count} records written before it are kept)") from exc
         self.count += 1
 
     def close(self) -> None:
-        if self._fh is not None:
-            self._fh.flush()
-            os.fsync(self._fh.fileno())
-            self._fh.close()
-            self._fh = None
+        if self._fh is None:
+            return
+        fh, self._fh = self._fh, None
+        try:
+            fh.flush()
+            os.fsync(fh.fileno())
+        except OSError as exc:
+            raise ResultsWriteError(exc.errno, f"cannot write {self.path}: {exc.strerror or exc}") from exc
+        finally:
+            try:
+                fh.close()
+            except OSError:
+                pass  # what could not be flushed is lost either way; the whole records before it stay
 
 
 def read_records(path: str | os.PathLike) -> list[dict[str, Any]]:
@@ -103,6 +116,14 @@ class ResultsDirError(ValueError):
     """The results directory cannot be used as asked (exists, or holds another run)."""
 
 
+class ResultsWriteError(OSError):
+    """A record or the summary could not be written (a full disk, a file that grew past a
+    limit, a folder gone); the records written before it are whole and --resume keeps them."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
 def default_results_dir(label: str) -> Path:
     """``$VLM_BENCH_RESULTS_ROOT`` (default ``vlm-results``) / ``<UTC stamp>-<label>``, the
     label made safe as a folder name."""
@@ -138,8 +159,14 @@ def run_info(fingerprint: Mapping[str, Any], plan: Mapping[str, Any] | None = No
 
 
 def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
+    """Write JSON through a temporary file and a rename: the old file or the new one, never
+    half of one (and no temporary file left where the write fails)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -27,57 +27,27 @@ A server that cannot be reached (or refuses the key, or stays overloaded) raises
 
 from __future__ import annotations
 
-import base64
 import os
 import time
 from typing import Any, Callable, TypeVar
 from urllib.parse import urlsplit
 
-import cv2
-import numpy as np
-
 from vlm_bench.config import ModelConfig, ServerConfig
 from vlm_bench.registry.model_adapters.internvl3 import system_prompt
 from vlm_bench.runners import ServerUnavailable
+from vlm_bench.runners.chat_request import MISSING, chat_messages, parse_completion
 from vlm_bench.types import DecodeConfig, Generation, VideoInput
 from vlm_bench.utils.http import Backoff, body_text, clip, redact_url, scrub
 from vlm_bench.utils.http import retry_after as retry_after_s
 
-MISSING = "the openai backend needs the openai client: pip install 'vlm-bench[serve]'"
 DEFAULT_FRAME_SIZE = 448  # InternVL3's tile
 STARTUP_ATTEMPTS = 3  # GET /models at load: a server that is down fails within about a second
 STARTUP_BACKOFF_S = 0.25
+STARTUP_TIMEOUT_S = 20.0  # each GET /models at load, at most (a server that accepts and never answers)
+PROBE_TIMEOUT_S = 10.0  # GET /models after an item's connection kept failing: is the server up?
 # The layout each engine needs, by the owned_by its GET /models reports.
 PLACEHOLDERS = {"vllm": "<image>", "lmdeploy": "<IMAGE_TOKEN>"}
 T = TypeVar("T")
-
-
-def resize_square(frame: np.ndarray, side: int) -> np.ndarray:
-    """``frame`` squashed to side x side exactly as the -hf InternVL video processor does
-    it (torchvision's CPU kernel: bicubic with antialias, on uint8), so the server's tiler
-    sees one tile. Without torch: Pillow's bicubic (within about one grey level of it)."""
-    if frame.shape[0] == side and frame.shape[1] == side:
-        return frame
-    try:
-        import torch
-    except ImportError:
-        try:
-            from PIL import Image
-        except ImportError as exc:
-            raise RuntimeError(f"resizing frames needs torch or Pillow: {MISSING}") from exc
-        return np.asarray(Image.fromarray(frame).resize((side, side), Image.BICUBIC))
-    tensor = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None]
-    out = torch.nn.functional.interpolate(tensor, size=(side, side), mode="bicubic", antialias=True, align_corners=False)
-    return out[0].permute(1, 2, 0).numpy()
-
-
-def data_uri(image: np.ndarray, image_format: str = "png") -> str:
-    """An RGB uint8 image as a ``data:image/...;base64,`` URI."""
-    ext, mime, params = (".png", "png", []) if image_format == "png" else (".jpg", "jpeg", [cv2.IMWRITE_JPEG_QUALITY, 95])
-    ok, encoded = cv2.imencode(ext, np.ascontiguousarray(image[..., ::-1]), params)
-    if not ok:
-        raise ValueError(f"could not encode a {image.shape} image as {image_format}")
-    return f"data:image/{mime};base64," + base64.b64encode(encoded.tobytes()).decode("ascii")
 
 
 class OpenAIEngine:
@@ -92,7 +62,7 @@ class OpenAIEngine:
         self.owned_by: str | None = None
         self.placeholder: str | None = None  # None: interleaved parts
         self._key: str | None = None
-        self._backoff_of = Backoff(self.server.retry_base_s, seed=seed)
+        self._backoff_of = Backoff(self.server.retry_base_s, seed=seed, max_s=self.server.max_retry_wait_s)
 
     @property
     def url(self) -> str:
@@ -117,7 +87,7 @@ class OpenAIEngine:
             timeout=openai.Timeout(self.server.timeout_s, connect=self.server.connect_timeout_s),
             max_retries=0,  # retries are ours (_call), with the server's Retry-After
         )
-        listed = self._call(self.client.models.list, "GET /models", attempts=STARTUP_ATTEMPTS, startup=True)
+        listed = self._call(self._models(self.startup_timeout_s()), "GET /models", attempts=STARTUP_ATTEMPTS, startup=True)
         ids = [m.id for m in listed.data]
         owners = {m.id: getattr(m, "owned_by", None) for m in listed.data}
         if self.server.model is not None:
@@ -136,6 +106,30 @@ class OpenAIEngine:
         if layout == "auto":
             layout = PLACEHOLDERS.get(str(self.owned_by).lower(), "none")
         self.placeholder = None if layout == "none" else layout
+
+    def startup_timeout_s(self) -> float:
+        return min(self.server.timeout_s, STARTUP_TIMEOUT_S)
+
+    @classmethod
+    def waiting_for(cls, model_cfg: ModelConfig) -> str:
+        """What loading waits for, said before it starts (a slow server is not a hang)."""
+        engine = cls(model_cfg)
+        limit = STARTUP_ATTEMPTS * engine.startup_timeout_s()
+        return f"checking the server at {engine.url}: GET /models, at most {limit:g} s"
+
+    def _models(self, timeout_s: float) -> Callable[[], Any]:
+        import openai
+
+        client = self.client.with_options(timeout=openai.Timeout(timeout_s, connect=self.server.connect_timeout_s))
+        return client.models.list
+
+    def server_answers(self) -> bool:
+        """Whether the server answers GET /models now (one short try)."""
+        try:
+            self._models(min(self.server.timeout_s, PROBE_TIMEOUT_S))()
+        except Exception:
+            return False
+        return True
 
     @classmethod
     def preflight(cls, model_cfg: ModelConfig) -> None:
@@ -164,35 +158,8 @@ class OpenAIEngine:
         return self.server.frame_size or int(model_cfg.vision_args.get("short_side") or DEFAULT_FRAME_SIZE)
 
     def messages(self, media: VideoInput, prompt: str, model_cfg: ModelConfig | None = None) -> list[dict[str, Any]]:
-        """The system message and one user message: labelled frames (or the still image),
-        a reference image if any, then the question."""
         cfg = model_cfg or self.model_cfg
-        fmt = self.server.image_format
-        if media.is_image:
-            visuals = [("", media.frames[0])]
-        else:
-            side = self.frame_size(cfg)
-            visuals = [(f"Frame{i}: ", resize_square(f, side)) for i, f in enumerate(media.frames, 1)]
-        if media.reference is not None:
-            visuals.append(("", media.reference))
-        images = [{"type": "image_url", "image_url": {"url": data_uri(img, fmt)}} for _, img in visuals]
-        placeholder = self.placeholder
-        if placeholder is not None:
-            text = "".join(f"{label}{placeholder}\n" for label, _ in visuals) + prompt
-            content = [{"type": "text", "text": text}, *images]
-        else:
-            content = []
-            for (label, _), image in zip(visuals, images):
-                if label:
-                    content.append({"type": "text", "text": label})
-                content.append(image)
-            content.append({"type": "text", "text": prompt})
-        msgs: list[dict[str, Any]] = []
-        system = system_prompt(cfg)
-        if system:
-            msgs.append({"role": "system", "content": system})
-        msgs.append({"role": "user", "content": content})
-        return msgs
+        return chat_messages(media, prompt, system_prompt(cfg), self.frame_size(cfg), self.placeholder, self.server.image_format)
 
     def request(self, media: VideoInput, prompt: str, decode: DecodeConfig, model_cfg: ModelConfig | None = None) -> dict[str, Any]:
         """The chat-completions arguments: greedy unless a temperature is set."""
@@ -217,15 +184,17 @@ class OpenAIEngine:
         """One request. Safe to call from several threads at once."""
         if self.client is None:
             raise RuntimeError("OpenAIEngine.generate_video called before load()")
+        encode_started = time.perf_counter()
         body = self.request(media, prompt, decode, model_cfg)
         started = time.perf_counter()
-        response = self._call(lambda: self.client.chat.completions.create(**body), f"item {media.item_id!r}")
+        raw = self._call(lambda: self.client.chat.completions.with_raw_response.create(**body), f"item {media.item_id!r}")
+        response = parse_completion(raw, self.url, media.item_id, self._scrub)
         latency_ms = (time.perf_counter() - started) * 1000.0
         if not response.choices:
             raise RuntimeError(f"the server at {self.url} answered item {media.item_id!r} with no choices")
         choice = response.choices[0]
-        raw = choice.message.content or ""
-        text, stopped = decode.cut_at_stop(raw)
+        raw_text = choice.message.content or ""
+        text, stopped = decode.cut_at_stop(raw_text)
         truncated = choice.finish_reason == "length" and not stopped
         usage = response.usage
         return Generation(
@@ -234,7 +203,8 @@ class OpenAIEngine:
             tokens=usage.completion_tokens if usage is not None else None,
             latency_ms=latency_ms,
             truncated=truncated,
-            raw_text=raw,
+            raw_text=raw_text,
+            timing={"processor_ms": (started - encode_started) * 1000},
         )
 
     # ------------------------------------------------------------ retries
@@ -242,8 +212,10 @@ class OpenAIEngine:
     def _call(self, call: Callable[[], T], what: str, attempts: int | None = None, startup: bool = False) -> T:
         """``call()`` with retries on 429, 5xx, timeouts and connection errors (backoff:
         the server's Retry-After, else ``retry_base_s * 2**attempt`` with jitter, at most
-        60 s). What no item can get past raises ServerUnavailable; a failure of this one
-        request raises RuntimeError. Messages never carry the key."""
+        ``max_retry_wait_s``). What no item can get past raises ServerUnavailable; a failure
+        of this one request raises RuntimeError. An item whose connection keeps failing is
+        only that item's failure when the server still answers GET /models (a reset for one
+        request); otherwise the server is down. Messages never carry the key."""
         import openai
 
         attempts = attempts if attempts is not None else self.server.max_retries + 1
@@ -258,11 +230,16 @@ class OpenAIEngine:
                 if startup:
                     failure = ServerUnavailable(f"the server at {self.url} did not answer {what} ({self._scrub(exc)})")
             except openai.APIConnectionError as exc:
+                cause = f"{self._scrub(exc)}{' ' + self._scrub(exc.__cause__) if exc.__cause__ else ''}"
                 failure = ServerUnavailable(
-                    f"cannot reach the server at {self.url} ({what}: {self._scrub(exc)}"
-                    f"{' ' + self._scrub(exc.__cause__) if exc.__cause__ else ''}); is it running? "
+                    f"cannot reach the server at {self.url} ({what}: {cause}); is it running? "
                     "Check --base-url; after starting it, rerun with --resume"
                 )
+                if not startup:
+                    failure.item_failure = (  # type: ignore[attr-defined]
+                        f"{what}: the connection to {self.url} failed {attempts} times ({cause}) while the server "
+                        "answers other requests; recorded as this item's error (--resume tries it again)"
+                    )
             except openai.APIStatusError as exc:
                 status = exc.status_code
                 detail = f"HTTP {status}: {clip(self._scrub(body_text(exc)))}"  # scrubbed before it is cut
@@ -288,6 +265,9 @@ class OpenAIEngine:
                 retry_after = retry_after_s(exc.response.headers)
             if attempt + 1 < attempts:
                 time.sleep(self._backoff(attempt, retry_after, STARTUP_BACKOFF_S if startup else None))
+        item_failure = getattr(failure, "item_failure", None)
+        if item_failure is not None and self.server_answers():  # one item's connection, not the server
+            raise RuntimeError(item_failure)
         raise failure
 
     def _backoff(self, attempt: int, retry_after: float | None, cap_base: float | None = None) -> float:

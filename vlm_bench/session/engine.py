@@ -21,10 +21,12 @@ class EngineSession:
     """One process's evaluator (engine loaded once), or the reason it could not be built;
     then every item's record carries ``build_error``."""
 
-    def __init__(self, run: RunConfig, samples: Callable[[], Sequence[Sample]], worker: str = "main"):
+    def __init__(self, run: RunConfig, samples: Callable[[], Sequence[Sample]], worker: str = "main",
+                 say: Callable[[str], None] | None = None):
         self.run = run
         self._samples = samples
         self.worker = worker
+        self.say = say  # a line for the user before a wait that could look like a hang
         self._evaluator = None
         self.build_error: str | None = None  # the evaluator itself could not be built
         self.stopped_by: str | None = None  # why the session stopped (a server that is down)
@@ -38,6 +40,7 @@ class EngineSession:
 
             try:
                 evaluator = Evaluator(self.run, self._samples())
+                self.announce_wait()
                 evaluator.load()
             except ServerUnavailable as exc:
                 raise self.stop(exc) from None
@@ -61,10 +64,19 @@ class EngineSession:
         check = getattr(engine_class(self.run.backend), "preflight", None)
         if check is None:
             return
+        self.announce_wait()
         try:
             check(self.run.model)
         except ServerUnavailable as exc:
             raise self.stop(exc) from None
+
+    def announce_wait(self) -> None:
+        """Say what loading the engine waits for, where that can take a while (a server)."""
+        from vlm_bench.runners import engine_class
+
+        waiting = getattr(engine_class(self.run.backend), "waiting_for", None)
+        if waiting is not None and self.say is not None:
+            self.say(f"vlm-bench: {waiting(self.run.model)}")
 
     def evaluate(self, sample: Sample, ahead: Sequence[Sample], prefetch: Sequence[Sample]) -> ItemRecord:
         """The item's record, with ``ahead`` generated alongside it (a batch, or requests in

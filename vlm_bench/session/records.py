@@ -11,6 +11,7 @@ from typing import Any, Iterable, Mapping
 
 from vlm_bench.results import (
     SUMMARY_FILE,
+    ResultsWriteError,
     ResultsWriter,
     RunLock,
     RunSummary,
@@ -88,7 +89,10 @@ class RunRecords:
         out["results_dir"] = str(self.results_dir)
         out["workers"] = dict(sorted(self.workers.items()))
         out["manifest"] = {**build_manifest(manifest_config, self.started_at), **(manifest_extra or {})}
-        write_json_atomic(self.results_dir / SUMMARY_FILE, out)
+        try:
+            write_json_atomic(self.results_dir / SUMMARY_FILE, out)
+        except OSError as exc:
+            raise ResultsWriteError(exc.errno, f"cannot write {self.results_dir / SUMMARY_FILE}: {exc.strerror or exc}") from exc
         return out
 
     def release(self) -> None:

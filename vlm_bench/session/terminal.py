@@ -29,6 +29,9 @@ def summary_lines(summary: Mapping[str, Any], *, load_error: str | None, recorde
     lines += [(line, PLAIN) for line in format_table(summary)]
     if reused:
         lines.append((f"reused {reused} finished items from the resumed run", PLAIN))
+    if summary.get("warnings"):
+        counts = ", ".join(f"{kind} {n}" for kind, n in summary["warnings"].items())
+        lines.append((f"warnings in the records: {counts} (each record's 'warnings' says what)", {"yellow": True}))
     if not summary["complete"]:
         lines.append((
             f"INCOMPLETE: {recorded} of {summary['items_expected']} items ran ({summary['stopped']}); "

@@ -55,12 +55,29 @@ def fps_indices(
     time; without them frame ``i`` is taken to show at ``i / video_fps``."""
     times = _relative_times(timestamps, num_frames, video_fps)
     count = max(1, int(_duration(times, video_fps) * fps + 1e-9))
+    if count > 2 * len(times):  # more instants than frames: work per frame, not per instant (fps 1e9 must not loop 1e9 times)
+        return _centres(frames_with_an_instant(times, fps, count), max_frames)
     picked: list[int] = []
     for k in range(count):
         idx = min(max(bisect.bisect_right(times, (k + 0.5) / fps + 1e-6) - 1, 0), num_frames - 1)
         if not picked or picked[-1] != idx:
             picked.append(idx)
     return _centres(picked, max_frames)
+
+
+def frames_with_an_instant(times: Sequence[float], fps: float, count: int) -> list[int]:
+    """The frames on screen at one of the instants ``(k + 0.5) / fps``, k < ``count``:
+    what ``fps_indices`` picks, found frame by frame (O(frames)) instead of instant by
+    instant. Frame i is on screen from ``times[i]`` to ``times[i + 1]`` (the last to the
+    end), compared with the same 1e-6 s tolerance."""
+    picked = []
+    for i, start in enumerate(times):
+        first = max(0, math.ceil((start - 1e-6) * fps - 0.5))  # the first instant at or after the frame's start
+        if first >= count:
+            break
+        if i + 1 == len(times) or (first + 0.5) / fps + 1e-6 < times[i + 1]:
+            picked.append(i)
+    return picked or [0]
 
 
 def _relative_times(timestamps: Sequence[float] | None, num_frames: int, video_fps: float | None) -> list[float]:

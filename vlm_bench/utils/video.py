@@ -54,6 +54,7 @@ def select_frames(
     else:
         video = open_reader(path, reader)
     picking = (max_frames, strategy, fps, stride, bound, max_bytes)
+    claimed = video.num_frames  # what the container says, before any frame is read
     try:
         try:
             frames, indices, num_frames, timestamps = _read_picks(video, path, *picking)
@@ -71,6 +72,7 @@ def select_frames(
         fps_used=effective_rate(indices, num_frames, video.fps, timestamps),
         reader=video.name,
         video_fps=round(video.fps, 3) if video.fps else None,
+        num_frames_claimed=int(claimed) if claimed and claimed > num_frames else None,
     )
 
 

@@ -100,6 +100,7 @@ class APIGenerator:
     """The generator protocol for a provider's API; subclasses fill in the provider."""
 
     provider = "api"
+    default_base_url: str | None = None
     sdk_module = ""  # importable name of the official SDK
     sdk_package = ""  # its PyPI name
     resumable = True
@@ -117,7 +118,7 @@ class APIGenerator:
         self.client: Any = None
         self._key: str | None = None
         self._key_refused: str | None = None
-        self._backoff = Backoff(self.api.retry_base_s, seed=settings.seed)
+        self._backoff = Backoff(self.api.retry_base_s, seed=settings.seed, max_s=self.api.max_retry_wait_s)
         self._limiter = RateLimiter(self.api.requests_per_minute) if self.api.requests_per_minute else None
         self._uploader = None
         self._downloads = None
@@ -327,7 +328,8 @@ class APIGenerator:
             cause = exc.__cause__ if name == "APIConnectionError" and exc.__cause__ is not None else exc
             opened = type(cause).__name__ not in ("ConnectError", "ConnectTimeout", "ConnectionRefusedError")
             detail = self._scrub(cause) or type(cause).__name__
-            return Failure("retry", f"connection failed: {clip(detail)}", resend_safe=not opened)
+            where = redact_url(self.base_url or self.default_base_url or "?")
+            return Failure("retry", f"connection failed: {clip(detail)} (the API at {where})", resend_safe=not opened)
         if isinstance(exc, DownloadIncomplete):
             return Failure("retry", str(exc))
         if name in ("APIResponseValidationError", "JSONDecodeError", "ValidationError"):
@@ -340,6 +342,25 @@ class APIGenerator:
 
     def _scrub(self, value: Any) -> str:
         return scrub(value, [self._key])
+
+
+def probe_endpoint(url: str, timeout_s: float = 5.0) -> None:
+    """Open (and close) a TCP connection to ``url``'s host and port: a dead endpoint fails
+    here, once, before any task, instead of after every task's retries. Raises
+    GeneratorUnavailable naming the URL (without credentials)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname or "", port), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise GeneratorUnavailable(
+            f"cannot reach the API at {redact_url(url)} ({exc.strerror or exc}); nothing was sent. "
+            "Check --base-url, the network, or a proxy, then run again"
+        ) from None
 
 
 def _is_transport_error(exc: BaseException) -> bool:

@@ -17,6 +17,7 @@ RUNNING = ("queued", "dreaming", "pending", "processing")
 
 class LumaGenerator(APIGenerator):
     provider = "luma"
+    default_base_url = "https://api.lumalabs.ai"  # the SDK's own, probed when --base-url is not given
     sdk_module = "lumaai"
     sdk_package = "lumaai"
 

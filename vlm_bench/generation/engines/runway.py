@@ -21,6 +21,7 @@ RATIOS = {  # the pixel ratios each model takes
 
 class RunwayGenerator(APIGenerator):
     provider = "runway"
+    default_base_url = "https://api.dev.runwayml.com"  # the SDK's own, probed when --base-url is not given
     sdk_module = "runwayml"
     sdk_package = "runwayml"
 

@@ -42,6 +42,7 @@ def letterbox_png(image_path: Path, width: int, height: int) -> bytes:
 
 class SoraGenerator(APIGenerator):
     provider = "sora"
+    default_base_url = "https://api.openai.com/v1"  # the SDK's own, probed when --base-url is not given
     sdk_module = "openai"
     sdk_package = "openai"
 

@@ -18,6 +18,7 @@ from vlm_bench.generation.engines.api import APIGenerator, JobStatus, image_byte
 
 class VeoGenerator(APIGenerator):
     provider = "veo"
+    default_base_url = "https://aiplatform.googleapis.com"  # the SDK's own, probed when --base-url is not given
     sdk_module = "google.genai"
     sdk_package = "google-genai"
 
