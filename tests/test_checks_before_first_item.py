@@ -153,12 +153,26 @@ ITEM = {"id": "a", "video": str(SQUARE_MP4), "question": "Which?", "answer": "B"
         (dict(ITEM, answer="A", options=[f"option {i}" for i in range(27)]), "27 options: at most 26 (lettered A to Z)"),
     ],
 )
-def test_items_that_cannot_be_scored_fail_collection_naming_the_line(suite, write_jsonl, item, message):
+def test_items_that_cannot_be_scored_stop_the_session_naming_the_line(suite, write_jsonl, item, message):
     data = write_jsonl([ITEM | {"id": "fine"}, item])
     result = suite.runpytest_inprocess(*QUIET, "--dataset", str(data), "--results-dir", str(suite.path / "o"))
-    assert result.ret == pytest.ExitCode.INTERRUPTED
-    result.stdout.fnmatch_lines([f"*vlm-bench: {data}:2: *{message}*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR  # before collection, said once
+    result.stderr.fnmatch_lines([f"*vlm-bench: {data}:2: *{message}*"])
+    assert "\n".join(result.outlines + result.errlines).count(f"{data}:2") == 1
     assert not (suite.path / "o").exists()
+
+
+def test_every_bad_line_is_listed_once_in_one_message(suite, write_jsonl):
+    """Three bad lines: one run names them all (not one per fix-and-rerun round), once,
+    with no chained-exception text."""
+    data = write_jsonl([ITEM | {"id": "fine"}, "{not json", ITEM | {"id": "x", "questoin": "q"}, ITEM | {"id": "fine"}])
+    result = suite.runpytest_inprocess(*QUIET, "--dataset", str(data), "--results-dir", str(suite.path / "o"))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    printed = "\n".join(result.outlines + result.errlines)
+    assert f"{data}: 3 bad lines (fix them all, then run again):" in printed
+    for line, problem in ((2, "not valid JSON"), (3, "unknown key 'questoin'"), (4, "duplicate id 'fine'")):
+        assert printed.count(f"{data}:{line}: ") == 1 and problem in printed
+    assert "During handling" not in printed and "Traceback" not in printed
 
 
 def test_a_utf8_bom_is_not_part_of_the_first_line(suite, tmp_path):

@@ -28,6 +28,8 @@ SHELL_LANGS = {"bash", "sh", "shell"}
 MARK = re.compile(r"^<!--\s*docs-test:\s*(?P<kind>[\w-]+)\s*(?:\((?P<reason>[^)]*)\))?\s*-->$")
 FENCE = re.compile(r"^(?P<indent>\s*)```(?P<lang>[\w-]*)\s*$")
 COPIED = ("evals", "fixtures", "configs", "examples", "conftest.py", "pyproject.toml")
+IGNORED_BY_GIT = {line.strip().rstrip("/") for line in (REPO / ".gitignore").read_text().splitlines()
+                  if line.strip() and not line.startswith("#") and "*" not in line}
 
 
 @dataclass(frozen=True)
@@ -129,11 +131,15 @@ def test_block_runs(block, scratch):
     }
     env.pop("PYTEST_XDIST_WORKER", None)
     env.pop("PYTEST_ADDOPTS", None)
+    before = {p.name for p in scratch.iterdir()}
     proc = subprocess.run(
         ["bash", "-e", "-o", "pipefail", "-c", block.code],
         cwd=scratch, env=env, capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, f"{block.id} failed (exit {proc.returncode}):\n{block.code}\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    # what a block writes stays where the checkout ignores it: no untracked files for a user
+    left = sorted({p.name for p in scratch.iterdir()} - before - IGNORED_BY_GIT)
+    assert left == [], f"{block.id} left {left} in the checkout (write under vlm-results/)"
 
 
 def text_block_after(doc: Path, heading_text: str) -> list[str]:
@@ -153,7 +159,7 @@ def test_the_output_shown_in_the_docs_is_what_the_main_command_prints(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     printed = set(proc.stdout.splitlines())
-    table = [line for line in text_block_after(REPO / "README.md", "The session ends with a table")
+    table = [line for line in text_block_after(REPO / "README.md", "It ends with a table")
              if not line.startswith(("...", "results:"))]
     collected = text_block_after(REPO / "docs" / "options.md", '## Why "N deselected"')
     assert len(table) >= 4 and len(collected) >= 2

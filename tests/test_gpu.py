@@ -7,7 +7,8 @@ from conftest import SMOKE_JSONL
 from vlm_bench.config import build_run_config, resolve_model
 from vlm_bench.datasets import load_samples
 from vlm_bench.frames import load_media
-from vlm_bench.runners.native_backend import NativeEngine, quantized_linear_names
+from vlm_bench.runners.native_backend import NativeEngine
+from vlm_bench.runners.quantization import quantized_linear_names
 from vlm_bench.types import DecodeConfig, VideoConfig
 
 pytestmark = pytest.mark.gpu

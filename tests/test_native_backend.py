@@ -16,7 +16,8 @@ from vlm_bench.frames import load_media
 from vlm_bench.registry.tiny_internvl import IMAGENET_MEAN, IMAGENET_STD, TINY, ensure_tiny_internvl
 
 IMAGE_SEQ_LENGTH = TINY.image_seq_length
-from vlm_bench.runners.native_backend import NativeEngine, hf_model_id, quantized_linear_names
+from vlm_bench.runners.native_backend import NativeEngine, hf_model_id
+from vlm_bench.runners.quantization import quantized_linear_names
 from vlm_bench.types import DecodeConfig, VideoConfig
 from vlm_bench.utils.synthetic import BAND_ROWS, band_index
 

@@ -27,16 +27,16 @@ def summary_of(out: Path) -> dict:
 
 
 def test_a_scorer_that_raises_gives_its_item_an_error_record(suite, monkeypatch):
-    import vlm_bench.evaluate as evaluate
+    import vlm_bench.scoring as scoring
 
-    original = evaluate.score_prediction
+    original = scoring.score_prediction
 
     def scorer(name, prediction, answer, *args, **kwargs):
         if answer == "right":  # square_direction's answer
             raise ZeroDivisionError("the scorer divided by zero")
         return original(name, prediction, answer, *args, **kwargs)
 
-    monkeypatch.setattr(evaluate, "score_prediction", scorer)
+    monkeypatch.setattr(scoring, "score_prediction", scorer)
     out = suite.path / "o"
     run_items(suite, "--results-dir", str(out)).assert_outcomes(passed=len(SMOKE_IDS) - 1, failed=1)
     records = {r["id"]: r for r in read_jsonl(out / "items.jsonl")}
@@ -220,12 +220,20 @@ def test_ctrl_c_leaves_an_incomplete_summary_and_a_failing_exit(tmp_path):
     out = tmp_path / "o"
     cmd = [sys.executable, "-m", "pytest", *QUIET[:2], "test_run_items.py", "--dataset", str(SMOKE_JSONL),
            "--results-dir", str(out), "--min-pass-rate", "0.5"]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and not (tmp_path / "stuck").exists() and proc.poll() is None:
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGINT)
-    stdout, _ = proc.communicate(timeout=120)
+    # A suite started in the background (`pytest &`) inherits SIGINT ignored, and so would
+    # the child: give it the default back, so Ctrl-C reaches it as it would a user's run.
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not (tmp_path / "stuck").exists() and proc.poll() is None:
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGINT)
+        stdout, _ = proc.communicate(timeout=120)
+    finally:  # no test leaves a process behind
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
     assert proc.returncode == pytest.ExitCode.INTERRUPTED
     summary = summary_of(out)
     assert summary["complete"] is False and summary["stopped"] and summary["total"] == 2

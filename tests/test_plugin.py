@@ -13,6 +13,7 @@ RECORD_FIELDS = {
     "id", "dataset", "model", "backend", "quant", "category", "question", "answer", "prediction",
     "scorer", "score", "passed", "latency_ms", "truncated", "tokens", "error", "video", "decode",
     "categories", "cluster", "media", "meta", "prompt", "raw_response", "extracted", "missing_media", "timing", "warnings",
+    "options", "scorer_args", "scorer_version", "judge",
 }
 VIDEO_FIELDS = {"selected_indices", "num_frames_total", "strategy", "fps_used", "reader", "video_fps"}
 
@@ -74,11 +75,11 @@ def test_summary_pass_rate_is_share_of_passed_tests(suite):
     ])
 
 
-def test_malformed_line_fails_collection_with_file_and_line(suite, write_jsonl):
+def test_a_malformed_line_stops_the_session_with_file_and_line(suite, write_jsonl):
     path = write_jsonl([{"id": "a", "video": "a.mp4", "question": "q", "answer": "x"}, '{"id": "b", "question": 1}'])
     result = run(suite, "--dataset", str(path), "--results-dir", str(suite.path / "out"))
-    assert result.ret == pytest.ExitCode.INTERRUPTED
-    result.stdout.fnmatch_lines([f"*vlm-bench: {path}:2: missing 'answer'*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*vlm-bench: {path}:2: missing 'answer'*"])
     assert not (suite.path / "out").exists()
 
 

@@ -57,7 +57,7 @@ def test_deselected_latency_benchmarks_are_explained():
     # evals/test_generation.py runs only with --generator
     assert "2 deselected" in proc.stdout, proc.stdout
     assert "vlm-bench: 1 of the deselected is video generation, which runs with --generator" in proc.stdout
-    assert "vlm-bench: 1 of the deselected are per-item latency benchmarks (one stand-in per test for its 9 items)" in proc.stdout
+    assert "vlm-bench: 1 of the deselected are per-item latency benchmarks (one stand-in per test function instead of its 9 items)" in proc.stdout
 
 
 def test_xdist_run_prints_no_benchmark_warning(tmp_path):

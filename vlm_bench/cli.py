@@ -3,6 +3,7 @@
     vlm-bench run --model internvl3_38b --backend native --quant int4 --dataset data.jsonl
     vlm-bench run --dataset smoke -n 2 -x         # pytest's and its plugins' options pass through
     vlm-bench report RESULTS_DIR
+    vlm-bench rescore RESULTS_DIR [--out DIR] [--judge-model M --judge-base-url URL]
     vlm-bench compare RUN_A RUN_B
     vlm-bench merge SHARD_DIR... --out DIR
     vlm-bench models
@@ -22,7 +23,7 @@ from typing import Sequence
 
 from vlm_bench.config import ConfigError, dataset_catalog, load_dataset_config, load_model_config, model_catalog
 from vlm_bench.generation import cli as generation_cli
-from vlm_bench.options import add_options, option_args
+from vlm_bench.options import OPTIONS, add_options, option_args
 from vlm_bench.results import (
     ITEMS_FILE,
     SUMMARY_FILE,
@@ -52,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,  # an abbreviation of ours must not swallow one of pytest's options
     )
     add_options(run.add_argument)
-    run.add_argument("--evals", default=None, help="the evaluation tests to run (default: the checkout's evals/)")
+    run.add_argument("--evals", default=None, metavar="PATH", help="the evaluation tests to run (default: the checkout's evals/)")
     merge = sub.add_parser("merge", help="merge shard result directories into one, with a fresh summary")
     merge.add_argument("dirs", nargs="+", help="result directories of the shards (same run settings)")
     merge.add_argument("--out", required=True, help="the merged results directory (must not hold results)")
@@ -63,6 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("runs", nargs="+", help="results directories (two for a paired comparison)")
     compare.add_argument("--plot", default=None, help="where to save the pass-rate-vs-frames plot (runs differing only in max_frames)")
     compare.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    rescore = sub.add_parser("rescore", help="score a finished run again with today's rules (and a judge model), no engine loaded",
+                             description="Apply today's scoring rules to a finished run's recorded answers, with no engine "
+                             "loaded; write the result as a run of its own (default RUN-rescored beside it, never over it) "
+                             "and print the items whose verdict flipped.")
+    rescore.add_argument("run", help="the results folder of a finished run")
+    rescore.add_argument("--out", default=None, help="where the rescored run goes (default: RUN-rescored beside RUN)")
+    rescore.add_argument("--overwrite", action="store_true", help="replace results already in --out")
+    add_options(rescore.add_argument, [o for o in OPTIONS if o.dest.startswith("vlm_judge_")])
     generation_cli.add_parsers(sub)
     sub.add_parser("models", help="list the model catalog")
     sub.add_parser("datasets", help="list the dataset configs")
@@ -93,6 +102,31 @@ def cmd_merge(args: argparse.Namespace) -> int:
     print(f"merged {len(records)} items from {len(args.dirs)} directories into {args.out}")
     if incomplete:
         print(f"INCOMPLETE: {'; '.join(incomplete)}", file=sys.stderr)
+    return 0
+
+
+def cmd_rescore(args: argparse.Namespace) -> int:
+    from vlm_bench.answer_judge import AnswerJudge
+    from vlm_bench.config.run import judge_config
+    from vlm_bench.rescore import RescoreError, rescore
+
+    judge_cfg = judge_config({"model": args.vlm_judge_model, "base_url": args.vlm_judge_base_url,
+                              "api_key_env": args.vlm_judge_api_key_env, "cache_dir": args.vlm_judge_cache})
+    judge = AnswerJudge(judge_cfg) if judge_cfg else None
+    try:
+        out, flips, summary = rescore(args.run, args.out, judge=judge, overwrite=args.overwrite)
+    except RescoreError as exc:
+        print(f"vlm-bench rescore: {exc}", file=sys.stderr)
+        return 1
+    print("\n".join(format_table(summary)))
+    print(f"scored with the rules of {summary['manifest']['rescore']['scorer_version']}; {len(flips)} verdict(s) flipped")
+    for flip in flips:
+        print(f"  {flip.line()}")
+    if judge is not None:
+        counts = judge.counts()
+        print(f"judge {counts['judge']}: {counts['calls']} call(s), {counts['cache_hits']} from its cache, "
+              f"{counts['failures']} failed")
+    print(f"rescored run: {out / ITEMS_FILE}, {out / SUMMARY_FILE}")
     return 0
 
 
@@ -141,9 +175,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_models() -> int:
+    """The catalog, smallest model first (the mock and the local builds by their size too)."""
     rows = [("name", "family", "engine", "hub id", "params (B)", "bf16 GB", "80GB GPUs bf16", "1-GPU quant")]
-    for name, path in model_catalog().items():
-        cfg = load_model_config(path, name)
+    configs = [load_model_config(path, name) for name, path in model_catalog().items()]
+    for cfg in sorted(configs, key=lambda c: (float(c.info.get("parameters_b") or 0), c.name)):
+        name = cfg.name
         info = cfg.info
         rows.append(
             (
@@ -206,6 +242,7 @@ COMMANDS = {
     "run": cmd_run,
     "merge": cmd_merge,
     "report": cmd_report,
+    "rescore": cmd_rescore,
     "compare": cmd_compare,
     "generate": lambda args: generation_cli.cmd_generate(args, CHECKOUT_EVALS),
     "generators": lambda args: generation_cli.cmd_generators(),

@@ -10,17 +10,18 @@ import sys
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Hashable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
-from vlm_bench.config import ConfigError, ModelConfig, RunConfig, resolve_decode, resolve_video
+from vlm_bench.config import ConfigError, ModelConfig, RunConfig, resolve_decode
 from vlm_bench.deadline import DaemonPool, Deadline, ItemTimeout
 from vlm_bench.frame_cache import DEFAULT_SIDE, FrameCache
-from vlm_bench.frames import FrameSource
+from vlm_bench.frames import FrameSettings, FrameSource
 from vlm_bench.registry import adapter_class
 from vlm_bench.runners import ServerUnavailable, create_engine
-from vlm_bench.scoring import score_prediction
+from vlm_bench.answer_judge import AnswerJudge, score_with_judge
+from vlm_bench.scoring import SCORER_VERSION
 from vlm_bench.types import DecodeConfig, Generation, ItemRecord, Sample, VideoConfig, VideoInput
 from vlm_bench.utils.readers import FrameBudgetError, MediaError
 
@@ -56,10 +57,11 @@ class Evaluator:
         self.load_count = 0  # engine loads by this evaluator: one per session (per xdist worker)
         self.load_seconds: float | None = None
         self._ready: dict[str, ItemRecord] = {}  # records generated ahead of their turn
-        self._video_configs: dict[Hashable, VideoConfig] = {}
+        self.frame_settings = FrameSettings(run)
         self._in_flight: dict[str, Future] = {}  # items submitted ahead -> their record
         self._requests: ThreadPoolExecutor | None = None
         self.deadline = Deadline(run.item_timeout_s) if run.item_timeout_s else None
+        self.judge = AnswerJudge(run.judge, seed=run.seed) if run.judge else None
         cache = None
         if run.frame_cache:
             try:
@@ -124,25 +126,8 @@ class Evaluator:
         return replace(self.run.model, vlmeval_dataset=name) if name else self.run.model
 
     def video_config(self, sample: Sample) -> VideoConfig:
-        """The item's frame settings; resolved once per dataset and item overrides."""
-        memo_key: Hashable | None = (sample.dataset, tuple(sample.video_overrides.items()))
-        try:
-            return self._video_configs[memo_key]
-        except KeyError:
-            pass
-        except TypeError:  # an unhashable override value: resolved every time
-            memo_key = None
-        dataset = self.datasets[sample.dataset]
-        video = resolve_video(
-            self.run.model.video,
-            dataset.video,
-            sample.video_overrides,
-            self.run.video_overrides,
-            where=f"frame settings of item {sample.id!r} ({sample.source})",
-        )
-        if memo_key is not None:
-            self._video_configs[memo_key] = video
-        return video
+        """The item's frame settings (``frames.FrameSettings``)."""
+        return self.frame_settings.of(sample)
 
     def decode_config(self, sample: Sample) -> DecodeConfig:
         defaults = self.adapter.default_decode() if self.adapter else {}
@@ -286,7 +271,7 @@ class Evaluator:
         prompt: str | None = None,
         timing: Mapping[str, float] | None = None,
     ) -> ItemRecord:
-        return item_record(self.run, sample, media, gen, decode, error, prompt, timing)
+        return item_record(self.run, sample, media, gen, decode, error, prompt, timing, self.judge)
 
 
 @dataclass(frozen=True)
@@ -309,10 +294,12 @@ def item_record(
     error: str | None,
     prompt: str | None = None,
     timing: Mapping[str, float] | None = None,
+    judge: AnswerJudge | None = None,
 ) -> ItemRecord:
     """The item's record; a scorer that raises makes it an error record. ``prompt`` is the
     text sent with the frames (an engine that changes it reports what the model saw);
-    ``timing`` the stages so far, to which scoring is added."""
+    ``timing`` the stages so far, to which scoring is added; ``judge`` reads the answers
+    the rules cannot."""
     score = None
     warnings = record_warnings(run, media, gen, decode)
     if warnings.get("response_cut"):  # what is scored is what the record keeps, so a rescore agrees
@@ -320,9 +307,11 @@ def item_record(
         gen = replace(gen, text=gen.text[:cap], raw_text=(gen.raw_text if gen.raw_text is not None else gen.text)[:cap],
                       truncated=True)
     started = time.perf_counter()
+    judged = None
     if gen is not None and sample.answer is not None and error is None:
         try:
-            score = score_prediction(sample.scorer, gen.text, sample.answer, sample.options, sample.scorer_args)
+            score, judged = score_with_judge(sample.scorer, gen.text, sample.answer, sample.options, sample.scorer_args,
+                                             sample.question, judge)
         except Exception as exc:
             error = describe_error(exc, sample, "scorer")
     if timing is not None:
@@ -362,6 +351,10 @@ def item_record(
         missing_media=sample.missing_media,
         timing=timing,
         warnings=warnings or None,
+        options=tuple(sample.options) or None,
+        scorer_args=dict(sample.scorer_args) or None,
+        scorer_version=SCORER_VERSION if sample.answer is not None else None,
+        judge=judged,
     )
 
 

@@ -12,6 +12,7 @@ from typing import Any, Callable, Hashable, Sequence
 
 import numpy as np
 
+from vlm_bench.config import RunConfig, resolve_video
 from vlm_bench.frame_cache import FrameCache, FrameMemory, resize_short_side
 from vlm_bench.types import FrameSelection, Sample, VideoConfig, VideoInput
 from vlm_bench.utils.video import read_frame_folder, read_image_frames, select_frames
@@ -76,6 +77,35 @@ def frames_key(sample: Sample, video: VideoConfig) -> Hashable | None:
 
 def reference_image(sample: Sample):
     return read_image_frames([sample.reference], 1)[0][0] if sample.reference else None
+
+
+class FrameSettings:
+    """Each item's frame settings, resolved once per dataset and item overrides (model <
+    dataset < item < command line)."""
+
+    def __init__(self, run: RunConfig):
+        self.run = run
+        self.datasets = {d.name: d for d in run.datasets}
+        self._memo: dict[Hashable, VideoConfig] = {}
+
+    def of(self, sample: Sample) -> VideoConfig:
+        memo_key: Hashable | None = (sample.dataset, tuple(sample.video_overrides.items()))
+        try:
+            return self._memo[memo_key]
+        except KeyError:
+            pass
+        except TypeError:  # an unhashable override value: resolved every time
+            memo_key = None
+        video = resolve_video(
+            self.run.model.video,
+            self.datasets[sample.dataset].video,
+            sample.video_overrides,
+            self.run.video_overrides,
+            where=f"frame settings of item {sample.id!r} ({sample.source})",
+        )
+        if memo_key is not None:
+            self._memo[memo_key] = video
+        return video
 
 
 class FrameSource:

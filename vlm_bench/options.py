@@ -78,9 +78,14 @@ OPTIONS: tuple[Option, ...] = (
     Option("--max-retry-wait", "vlm_max_retry_wait", "--backend openai: the longest wait between two attempts of a request, whatever the server's Retry-After asks (default 60)", {"type": non_negative_float}),
     Option("--item-timeout", "vlm_item_timeout", "seconds one item may take, frames to record; past it the item gets an error record and the run goes on (default: no limit; for served runs, a few times the slowest expected answer, e.g. 300)", {"type": positive_float}),
     Option("--max-response-kb", "vlm_max_response_kb", "a record keeps at most this many KB of characters of a response; a longer one is cut, marked truncated and warned about (default 64)", {"type": positive_float}),
+    Option("--judge-model", "vlm_judge_model", "a judge model reads the answers the extraction rules cannot (multiple choice, yes/no, numbers): a model id on --judge-base-url, or a catalog name / model YAML run here; judged records say so (docs/scoring.md)"),
+    Option("--judge-base-url", "vlm_judge_base_url", "the judge's OpenAI-compatible API root (vLLM, lmdeploy, an API); without it the judge runs here"),
+    Option("--judge-api-key-env", "vlm_judge_api_key_env", "the NAME of the environment variable holding the judge endpoint's key"),
+    Option("--judge-cache", "vlm_judge_cache", "where judge replies are cached, by judge and prompt (default $VLM_BENCH_CACHE/judge)"),
     Option("--model", "vlm_model", "catalog name (see configs/models, e.g. internvl3_38b) or a model YAML path; default: mock"),
     Option("--dataset", "vlm_datasets", "JSONL file, dataset YAML or catalog name; repeat for several", {"action": "append"}),
     Option("--dataset-root", "vlm_dataset_roots", "data folder of a benchmark-format dataset (Video-MME, MVBench, NExT-QA, VMEvalKit); NAME=PATH for one of several", {"action": "append"}),
+    Option("--questions-root", "vlm_questions_root", "VMEvalKit outputs (vmevalkit_outputs): the questions tree the videos were made from (VMEvalKit's data/questions; default: ../../questions from the outputs folder, else each run's own question/ copy)"),
     Option("--limit", "vlm_limit", "keep N items per dataset, spread evenly over it (deterministic)", {"type": positive_int}),
     Option("--categories", "vlm_categories", "keep items in these categories (comma-separated; a value of any dimension, or dim=value)", {"type": comma_list}),
     Option("--missing-media", "vlm_missing_media", "items whose video the download lacks: report them (counted per task, left out of the pass rate) or fail at collection", {"choices": ("report", "fail"), "default": "report"}),
@@ -111,10 +116,29 @@ OPTIONS: tuple[Option, ...] = (
 )
 
 
+# What each option's value is, as help shows it (argparse would show the dest: VLM_DATASETS).
+METAVARS = {
+    "--base-url": "URL", "--api-key-env": "NAME", "--served-model": "ID", "--concurrency": "N",
+    "--request-timeout": "SECONDS", "--max-retry-wait": "SECONDS", "--item-timeout": "SECONDS",
+    "--max-response-kb": "KB", "--judge-model": "NAME_OR_ID", "--judge-base-url": "URL", "--judge-api-key-env": "NAME",
+    "--judge-cache": "DIR", "--model": "NAME_OR_PATH", "--dataset": "NAME_OR_PATH", "--dataset-root": "[NAME=]PATH",
+    "--questions-root": "PATH", "--limit": "N", "--categories": "A,B", "--batch-size": "N", "--max-frames": "N",
+    "--fps": "FPS", "--stride": "N", "--seed": "N", "--max-new-tokens": "N", "--results-dir": "DIR", "--shard": "I/N",
+    "--gpus-per-worker": "K", "--frame-cache": "DIR", "--frame-cache-gb": "GB", "--item-frames-gb": "GB",
+    "--frame-memory-gb": "GB", "--prefetch": "N", "--progress-interval": "SECONDS", "--min-pass-rate": "RATE",
+    "--generator": "NAME_OR_PATH", "--outputs-dir": "DIR", "--num-frames": "N", "--video-fps": "FPS", "--height": "PX",
+    "--width": "PX", "--steps": "N", "--guidance-scale": "X", "--negative-prompt": "TEXT", "--max-generations": "N",
+    "--upload-to": "S3_URL", "--preset": "NAME",
+}
+
+
 def add_options(add: Callable[..., Any], options: Iterable[Option] = OPTIONS) -> None:
     """``add`` is pytest's ``group.addoption`` or argparse's ``add_argument``."""
     for opt in options:
-        add(opt.flag, dest=opt.dest, help=opt.help, **opt.kwargs)
+        kwargs = dict(opt.kwargs)
+        if opt.flag in METAVARS and "choices" not in kwargs and kwargs.get("action") not in ("store_true", "store_false"):
+            kwargs.setdefault("metavar", METAVARS[opt.flag])
+        add(opt.flag, dest=opt.dest, help=opt.help, **kwargs)
 
 
 def option_args(values: Mapping[str, Any], options: Iterable[Option] = OPTIONS) -> list[str]:

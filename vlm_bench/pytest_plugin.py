@@ -105,6 +105,8 @@ def start_session(config: pytest.Config) -> "VlmBenchSession":
         if session.is_controller:
             check_results_dir(session.results_dir)
             xdist.plan_gpus()
+            if run.datasets and not config.option.help:
+                session.selection.samples()  # every bad line of the data, said once, before collection
     except (ResultsDirError, ValueError) as exc:
         raise pytest.UsageError(f"vlm-bench: {exc}") from None
     config.pluginmanager.register(session, PLUGIN_NAME)
@@ -147,6 +149,7 @@ def run_config_from_pytest(config: pytest.Config) -> RunConfig:
         categories=opt("vlm_categories") or (),
         shard=opt("vlm_shard"),
         all_runs=opt("vlm_all_runs"),
+        questions_root=opt("vlm_questions_root"),
         frame_cache=opt("vlm_frame_cache"),
         frame_cache_gb=opt("vlm_frame_cache_gb"),
         prefetch=opt("vlm_prefetch"),
@@ -163,6 +166,8 @@ def run_config_from_pytest(config: pytest.Config) -> RunConfig:
         model_overrides={"batch_size": opt("vlm_batch_size"), "attn_implementation": opt("vlm_attn"), "compile": opt("vlm_compile")},
         item_timeout_s=opt("vlm_item_timeout"),
         max_response_kb=opt("vlm_max_response_kb"),
+        judge={"model": opt("vlm_judge_model"), "base_url": opt("vlm_judge_base_url"),
+               "api_key_env": opt("vlm_judge_api_key_env"), "cache_dir": opt("vlm_judge_cache")},
     )
 
 

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from vlm_bench.results import ITEMS_FILE, SUMMARY_FILE, fmt_interval, fmt_rate, read_records
+from vlm_bench.results.summary import interval_or_why
 from vlm_bench.results.manifest import hardware_line
 from vlm_bench.utils.readers import READERS, MediaError, open_reader
 from vlm_bench.utils.video import IMAGE_SUFFIXES
@@ -69,20 +70,14 @@ def latency_histogram(records: Sequence[Mapping[str, Any]], stats: Mapping[str, 
     return _png(fig) if fig is not None else None
 
 
-MIN_ITEMS_FOR_INTERVAL = 2
 LABEL_X = 103  # value labels sit right of the 100% line, inside the axes (xlim runs to LABEL_END)
 LABEL_END = 145
 
 
 def interval_text(bucket: Mapping[str, Any]) -> str:
-    """The 95% interval as text, or why there is none worth showing."""
-    if bucket.get("pass_rate") is None:
-        return "-"
-    if bucket.get("scored", 0) < MIN_ITEMS_FOR_INTERVAL:
-        return "too few items"
-    if bucket.get("clusters", MIN_ITEMS_FOR_INTERVAL) < MIN_ITEMS_FOR_INTERVAL:
-        return "one video only"
-    return _ci(bucket.get("ci95"))
+    """The 95% interval as text with its unit, or why there is none worth showing."""
+    text = interval_or_why(bucket)
+    return text + "%" if bucket.get("ci95") and text[0].isdigit() else text
 
 
 def category_figure(summary: Mapping[str, Any]):
@@ -160,7 +155,7 @@ def build_report(results_dir: str | os.PathLike) -> tuple[str, str]:
     records = read_records(root / ITEMS_FILE)
     manifest = summary.get("manifest", {})
     config = manifest.get("config", {})
-    title = f"vlm-bench report: {config.get('model', {}).get('name', '?')} on {config.get('backend', '?')}"
+    title = report_title(summary, config)
     plots = {"latency": latency_histogram(records, summary.get("latency_ms")), "categories": category_bars(summary)}
     for name, png in plots.items():
         if png:
@@ -174,14 +169,18 @@ def build_report(results_dir: str | os.PathLike) -> tuple[str, str]:
 
     md = [f"# {title}", ""]
     md += [f"- results: `{root}`", f"- started {manifest.get('started_at', '?')}, finished {manifest.get('finished_at', '?')}"]
-    md += [f"- quant {config.get('quant')}, seed {manifest.get('seed')}, git {json.dumps(manifest.get('git'))}"]
-    md += [f"- datasets: {', '.join(d['name'] for d in config.get('datasets', []))}"]
+    md += [f"- {run_context(summary, config, manifest)}, git {json.dumps(manifest.get('git'))}"]
+    md += [f"- datasets: {', '.join(d['name'] for d in config.get('datasets', []))}"] if config.get("datasets") else []
     incomplete = incomplete_note(summary)
     md += [f"- **INCOMPLETE**: {_md(incomplete)}"] if incomplete else []
     md += [""]
     columns = rate_columns(summary)
     md += ["| scope | " + " | ".join(name for name, _ in columns) + " |", "|---" * (len(columns) + 1) + "|"]
     md += ["| " + " | ".join([_md(n), *(value(b) for _, value in columns)]) + " |" for n, b in rows]
+    if summary.get("vmevalkit"):
+        from vlm_bench.grading import format_grading
+
+        md += ["", "## Video-generation models, judged", "", "```text", *format_grading(summary["vmevalkit"]), "```"]
     md += ["", "## Where the time goes", "", f"Measured on: {_md(hardware_line(manifest))}", ""]
     md += ["| stage | median |", "|---|---|"] + [f"| {_md(name)} | {value} |" for name, value in stage_rows(summary)]
     md += ["", "![latency](latency.png)" if plots["latency"] else "", "![categories](categories.png)" if plots["categories"] else ""]
@@ -236,8 +235,8 @@ def _html_page(title, summary, manifest, config, rows, plots, failed, incomplete
     columns = rate_columns(summary)
     datasets = ", ".join(d["name"] for d in config.get("datasets", []))
     context = (
-        f"{summary.get('total', '?')} items of {esc(datasets or '?')}; quant {esc(str(config.get('quant')))}, "
-        f"seed {esc(str(manifest.get('seed')))}; finished {esc(str(manifest.get('finished_at', '?')))}"
+        f"{summary.get('total', '?')} items of {esc(datasets or '?')}; {esc(run_context(summary, config, manifest))}; "
+        f"finished {esc(str(manifest.get('finished_at', '?')))}"
     )
     overall = (
         f"<p class=headline>pass rate <b>{fmt_rate(summary.get('pass_rate'))}</b> "
@@ -259,6 +258,11 @@ def _html_page(title, summary, manifest, config, rows, plots, failed, incomplete
         for n, b in rows
     ]
     parts.append("</table>")
+    if summary.get("vmevalkit"):
+        from vlm_bench.grading import format_grading
+
+        parts.append("<h2>Video-generation models, judged</h2><pre>" + esc("\n".join(format_grading(summary["vmevalkit"])))
+                     + "</pre>")
     if plots["categories"]:
         parts.append(f"<h2>Pass rate per category</h2><img alt='categories' src='{_data_uri(plots['categories'])}'>")
     parts.append(f"<h2>Where the time goes</h2><p>Measured on: {esc(hardware_line(manifest))}</p><table>"
@@ -272,7 +276,9 @@ def _html_page(title, summary, manifest, config, rows, plots, failed, incomplete
         thumb = thumbnails(r)
         parts.append(
             f"<div class=fail><b>{esc(r['dataset'])}/{esc(r['id'])}</b> ({esc(r.get('scorer') or '')})"
-            f"<pre>Q: {esc(r.get('question') or '')}</pre><pre>prediction: {esc(str(r.get('prediction')))}</pre>"
+            f"<pre>Q: {esc(r.get('question') or '')}</pre>"
+            + (f"<pre>options:\n{esc(chr(10).join(r['options']))}</pre>" if r.get("options") else "")
+            + f"<pre>prediction: {esc(str(r.get('prediction')))}</pre>"
             f"<pre>answer: {esc(str(r.get('answer')))}</pre>"
             + (f"<pre>error: {esc(r['error'])}</pre>" if r.get("error") else "")
             + (f"<img alt='frames of {esc(r['id'])}' src='{_data_uri(thumb)}'>" if thumb else "")
@@ -289,6 +295,22 @@ def _html_page(title, summary, manifest, config, rows, plots, failed, incomplete
     )
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def report_title(summary: Mapping[str, Any], config: Mapping[str, Any]) -> str:
+    """What ran: a model on its engine, or a video generator."""
+    if "generation" in summary:
+        generator = (config.get("generator") or {}).get("name") or summary["generation"].get("generator", "?")
+        return f"vlm-bench report: video generation by {generator}"
+    return f"vlm-bench report: {config.get('model', {}).get('name', '?')} on {config.get('backend', '?')}"
+
+
+def run_context(summary: Mapping[str, Any], config: Mapping[str, Any], manifest: Mapping[str, Any]) -> str:
+    if "generation" in summary:
+        g = summary["generation"]
+        return (f"{g.get('tasks')} tasks: {g.get('generated')} generated, {g.get('reused')} already there, "
+                f"{g.get('failed')} failed; outputs {g.get('outputs_dir')}; seed {manifest.get('seed')}")
+    return f"quant {config.get('quant')}, seed {manifest.get('seed')}"
 
 
 STAGE_LABELS = {

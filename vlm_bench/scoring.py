@@ -23,6 +23,10 @@ from vlm_bench.answers import (  # noqa: F401  (re-exported: the scorers' extrac
 )
 from vlm_bench.types import Score
 
+# Which extraction rules made a score: in every record and manifest, so a number can be
+# traced to its rules, and ``vlm-bench rescore`` says what changed between versions.
+SCORER_VERSION = "2026.12"
+
 
 def _empty(prediction: str | None) -> bool:
     return prediction is None or not prediction.strip()
@@ -131,6 +135,24 @@ def score_prediction(
     name: str, prediction: str, answer: str, options: Sequence[str] = (), args: Mapping[str, Any] | None = None
 ) -> Score:
     return SCORERS[name](prediction or "", answer, options, **(args or {}))
+
+
+def score_extracted(name: str, extracted: str, answer: str, options: Sequence[str] = (),
+                    args: Mapping[str, Any] | None = None) -> Score:
+    """The score of an answer read by other means (a judge model): a letter, 'yes'/'no' or
+    a number's text, compared with the reference as the scorer compares its own reading."""
+    args = args or {}
+    if name == "mc":
+        ok = extracted == answer_letter(answer, options)
+    elif name == "yesno":
+        ok = extracted == normalize_text(answer)
+    elif name == "numeric":
+        want = extract_number(answer)
+        ok = want is not None and math.isclose(float(extracted), want, rel_tol=args.get("rel_tol", 0.0),
+                                               abs_tol=args.get("abs_tol", 1e-6))
+    else:
+        raise ValueError(f"scorer {name!r} takes no judged answer")
+    return Score(name, float(ok), ok, extracted)
 
 
 # ---------------------------------------------------------------- intervals

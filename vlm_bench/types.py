@@ -210,14 +210,20 @@ class ItemRecord:
     missing_media: str | None = None  # the media path the download lacks (not scored, not an error)
     timing: Mapping[str, Any] | None = None  # where the item's time went, stage by stage (STAGES); not compared between runs
     warnings: Mapping[str, str] | None = None  # kind -> what to know about this record (a cut response, a cut video)
+    options: tuple[str, ...] | None = None  # the item's options, as asked (None: none)
+    scorer_args: Mapping[str, Any] | None = None  # the scorer's arguments (tolerances, alternatives)
+    scorer_version: str | None = None  # which extraction rules made the score (scoring.SCORER_VERSION)
+    judge: Mapping[str, Any] | None = None  # where a judge model read the answer the rules could not
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON line's fields. A shallow copy (``dataclasses.asdict`` deep-copies
         every value, a cost paid once per item): the nested mappings are copied one level."""
         data = {name: getattr(self, name) for name in _RECORD_FIELDS}
-        for name in ("video", "decode", "categories", "meta", "timing", "warnings"):
+        for name in ("video", "decode", "categories", "meta", "timing", "warnings", "scorer_args", "judge"):
             if data[name] is not None:
                 data[name] = dict(data[name])
+        if data["options"] is not None:
+            data["options"] = list(data["options"])
         return data
 
     def failure_summary(self) -> str:

@@ -18,7 +18,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(HERE.parent.parent))
 
 from tests.answer_corpus.peers import PEERS  # noqa: E402
-from vlm_bench.answers import extract_choice  # noqa: E402
+from vlm_bench.answers import extract_choice, extract_number, extract_yesno  # noqa: E402
 
 
 def load(name: str) -> list[dict]:
@@ -61,5 +61,34 @@ def markdown_table() -> str:
     return "\n".join(lines)
 
 
+KINDS = {"yesno": "yes/no", "numeric": "numeric", "mc": "multiple choice"}
+
+
+def heldout_accuracy() -> dict[str, tuple[int, int]]:
+    """kind -> (responses read as labelled, responses) on the held-out corpus."""
+    out = {}
+    for kind in KINDS:
+        rows = [r for r in load("heldout") if r["kind"] == kind]
+        if kind == "yesno":
+            read = [extract_yesno(r["response"]) for r in rows]
+        elif kind == "numeric":
+            read = [extract_number(r["response"]) for r in rows]
+        else:
+            read = [extract_choice(r["response"], r["options"]) for r in rows]
+        out[kind] = (sum(got == r["label"] for got, r in zip(read, rows)), len(rows))
+    return out
+
+
+def heldout_table() -> str:
+    accuracy = heldout_accuracy()
+    lines = ["| held-out corpus | responses | read as labelled | accuracy |", "| --- | --- | --- | --- |"]
+    for kind, name in KINDS.items():
+        ok, total = accuracy[kind]
+        lines.append(f"| {name} | {total} | {ok} | {100 * ok / total:.1f}% |")
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
     print(markdown_table())
+    print()
+    print(heldout_table())

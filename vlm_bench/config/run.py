@@ -4,6 +4,7 @@ defaults and checked before collection; and the fingerprint that makes two runs 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -51,6 +52,7 @@ class RunConfig:
     item_frames_gb: float = 16.0  # decoded frames one item may take (default_item_frames_gb())
     item_timeout_s: float | None = None  # an item past this many seconds gets an error record (None: no limit)
     max_response_chars: int = 65536  # a record keeps at most this much of a response (--max-response-kb)
+    judge: Any = None  # answer_judge.JudgeConfig: reads the answers the rules cannot (--judge-model)
 
     @property
     def concurrency(self) -> int:
@@ -76,6 +78,7 @@ class RunConfig:
             "item_frames_gb": self.item_frames_gb,
             "item_timeout_s": self.item_timeout_s,
             "max_response_chars": self.max_response_chars,
+            "judge": self.judge.name if self.judge else None,
         }
 
 
@@ -87,7 +90,7 @@ def run_fingerprint(run: "RunConfig") -> dict[str, Any]:
     server = {k: v for k, v in model.pop("server").items() if k not in SERVER_TRANSPORT_KEYS}
     if server:  # absent when empty, so runs recorded before served models existed still resume
         model["server"] = server
-    return {
+    out = {
         "model": run.model.name,
         "model_config": model,
         "backend": run.backend,
@@ -109,6 +112,9 @@ def run_fingerprint(run: "RunConfig") -> dict[str, Any]:
             for d in run.datasets
         ],
     }
+    if run.judge is not None:  # absent without one, so runs recorded before judges existed still resume
+        out["judge"] = run.judge.name
+    return out
 
 
 def default_item_frames_gb() -> float:
@@ -178,6 +184,8 @@ def build_run_config(
     model_overrides: Mapping[str, Any] | None = None,
     item_timeout_s: float | None = None,
     max_response_kb: float | None = None,
+    judge: Mapping[str, Any] | None = None,
+    questions_root: str | None = None,
 ) -> RunConfig:
     model_cfg = resolve_model(model)
     native = {k: v for k, v in (model_overrides or {}).items() if v is not None}
@@ -217,6 +225,11 @@ def build_run_config(
             cfg = cfg.with_root(root)
         if all_runs and cfg.format == "vmevalkit-outputs":
             cfg = replace(cfg, source=dict(cfg.source, all_runs=True))
+        if questions_root and cfg.format == "vmevalkit-outputs":
+            tree = Path(questions_root).expanduser().resolve()
+            if not tree.is_dir():
+                raise ConfigError(f"--questions-root {questions_root}: no such folder (VMEvalKit's data/questions)")
+            cfg = replace(cfg, source=dict(cfg.source, questions=str(tree)))
         check_dataset_data(cfg)
         resolved.append(cfg)
     resolved = tuple(resolved)
@@ -261,4 +274,25 @@ def build_run_config(
         item_frames_gb=default_item_frames_gb() if item_frames_gb is None else item_frames_gb,
         item_timeout_s=item_timeout_s,
         max_response_chars=int(1024 * (64 if max_response_kb is None else max_response_kb)),
+        judge=judge_config(judge),
     )
+
+
+def judge_config(values: Mapping[str, Any] | None):
+    """The judge model from --judge-model, --judge-base-url, --judge-api-key-env and
+    --judge-cache; None without --judge-model."""
+    values = {k: v for k, v in (values or {}).items() if v is not None}
+    if not values.get("model"):
+        if values:
+            raise ConfigError(f"--judge-{sorted(values)[0].replace('_', '-')} needs --judge-model (the judge's model)")
+        return None
+    from vlm_bench.config.judge import JudgeConfig
+    from vlm_bench.config.model import ENV_NAME, resolve_model
+
+    if values.get("api_key_env") and not ENV_NAME.fullmatch(values["api_key_env"]):
+        raise ConfigError("--judge-api-key-env takes the NAME of an environment variable, never the key itself")
+    if values.get("base_url") and not re.match(r"^https?://[^/\s]+", values["base_url"]):
+        raise ConfigError(f"--judge-base-url must be an http(s) URL, got {values['base_url']!r}")
+    if not values.get("base_url"):
+        resolve_model(values["model"])  # a catalog model run here: it must exist
+    return JudgeConfig(**values)

@@ -24,6 +24,9 @@ from vlm_bench.types import NO_MAPPING, Sample
 ITEM_KEYS = ("id", "video", "frames", "question", "options", "answer", "scorer", "category", "metadata")
 
 
+MAX_PROBLEMS_SHOWN = 20
+
+
 def load_jsonl(dataset: DatasetConfig) -> list[Sample]:
     path = Path(dataset.path)
     samples: list[Sample] = []
@@ -32,6 +35,7 @@ def load_jsonl(dataset: DatasetConfig) -> list[Sample]:
         text = path.read_text(encoding="utf-8-sig")  # a UTF-8 BOM (Windows editors) is not part of line 1
     except (OSError, UnicodeDecodeError) as exc:
         raise DatasetError(f"{path}: cannot read dataset: {exc}") from exc
+    problems: list[str] = []  # every bad line, so one run lists them all
     for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -39,15 +43,25 @@ def load_jsonl(dataset: DatasetConfig) -> list[Sample]:
         try:
             raw = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise DatasetError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from exc
+            problems.append(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})")
+            continue
         try:
             sample = parse_item(raw, dataset, where)
         except (ConfigError, ValueError) as exc:
-            raise DatasetError(f"{where}: {_strip_where(str(exc), where)}") from exc
+            problems.append(f"{where}: {_strip_where(str(exc), where)}")
+            continue
         if sample.id in first_line:
-            raise DatasetError(f"{where}: duplicate id {sample.id!r} (first on line {first_line[sample.id]})")
+            problems.append(f"{where}: duplicate id {sample.id!r} (first on line {first_line[sample.id]})")
+            continue
         first_line[sample.id] = lineno
         samples.append(sample)
+    if len(problems) == 1:
+        raise DatasetError(problems[0])
+    if problems:
+        shown = problems[:MAX_PROBLEMS_SHOWN]
+        more = f"\n  ... and {len(problems) - len(shown)} more" if len(problems) > len(shown) else ""
+        raise DatasetError(f"{path}: {len(problems)} bad lines (fix them all, then run again):\n  "
+                           + "\n  ".join(shown) + more)
     return samples
 
 

@@ -51,8 +51,8 @@ def load_vmevalkit_outputs(dataset: DatasetConfig) -> list[Sample]:
     check_source_keys(dataset.name, src, SOURCE_KEYS)
     root = dataset.media_root
     questions = (root / source_setting(src, "questions", "../../questions")).resolve()
-    if not questions.is_dir():
-        raise DatasetError(f"dataset {dataset.name!r}: questions tree not found: {questions} (set source.questions)")
+    # Without the questions tree, each run's own question/ copy (vlm-bench generate writes
+    # one into every run) stands in for it; only a task with neither is an error.
     samples: list[Sample] = []
     tasks_seen: dict[tuple[str, str], Path] = {}
     for model_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
@@ -67,9 +67,14 @@ def load_vmevalkit_outputs(dataset: DatasetConfig) -> list[Sample]:
             domain, task_id = task_dir.parent.name.removesuffix("_task"), task_dir.name
             question_dir = questions / task_dir.parent.name / task_id
             if not question_dir.is_dir():
-                fallback = [r / "question" for r in task_dir.iterdir() if (r / "question" / "prompt.txt").is_file()]
+                fallback = [r / "question" for r in sorted(task_dir.iterdir()) if (r / "question" / "prompt.txt").is_file()]
                 if not fallback:
-                    raise DatasetError(f"{task_dir}: no task folder {question_dir} in the questions tree")
+                    where = f"no task folder {question_dir} in the questions tree" if questions.is_dir() else \
+                        f"the questions tree {questions} does not exist"
+                    raise DatasetError(
+                        f"{task_dir}: no question for this task: {where}, and none of its runs holds a question/ "
+                        "copy; give the tree with --questions-root PATH (VMEvalKit's data/questions)"
+                    )
                 question_dir = fallback[0]
             tasks_seen[(domain, task_id)] = question_dir
             for run_id, video, run_meta in runs_of(task_dir, all_runs=bool(src.get("all_runs"))):

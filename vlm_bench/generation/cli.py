@@ -23,11 +23,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         allow_abbrev=False,
     )
     add_options(gen.add_argument, GENERATION_OPTIONS + SHARED_OPTIONS)
-    gen.add_argument("--judge", default=None, help="then grade the videos with this video-QA model (catalog name or YAML), "
+    gen.add_argument("--judge", default=None, metavar="MODEL", help="then grade the videos with this video-QA model (catalog name or YAML), "
                                                     "through the vmevalkit_outputs dataset")
     gen.add_argument("--judge-backend", default=None, choices=("native", "vlmeval", "mock"), help="the judge's engine (default: its YAML's)")
     gen.add_argument("--judge-quant", default=None, choices=("none", "int8", "int4"), help="the judge's quantization (native backend)")
-    gen.add_argument("--evals", default=None, help="the evaluation tests (default: the checkout's evals/)")
+    gen.add_argument("--evals", default=None, metavar="PATH", help="the evaluation tests (default: the checkout's evals/)")
     sub.add_parser("generators", help="list the video-generation catalog and what each entry needs")
 
 
@@ -82,7 +82,10 @@ def judge_step(args: argparse.Namespace, values: dict, evals: Path, extra: list[
     judge_args += ["--quant", args.judge_quant] if args.judge_quant else []
     judge_args += ["--resume"] if args.vlm_resume else ["--overwrite"] if args.vlm_overwrite else []
     vqa = evals / "test_video_qa.py" if evals.is_dir() else evals.parent / "test_video_qa.py"
-    judge_code = int(pytest.main([str(vqa), *judge_args, "--seed", str(args.vlm_seed), *extra]))
+    # the evaluation tests are imported by now (the generation session): pytest cannot rewrite
+    # their asserts a second time, and says so unless told not to
+    quiet = ["-W", "ignore::pytest.PytestAssertRewriteWarning"]
+    judge_code = int(pytest.main([str(vqa), *judge_args, "--seed", str(args.vlm_seed), *quiet, *extra]))
     records = read_records(judge_dir / ITEMS_FILE) if (judge_dir / ITEMS_FILE).exists() else []
     table = generator_table(args.gen_outputs_dir, records)
     write_json_atomic(results / TABLE_FILE, table)

@@ -128,7 +128,7 @@ class ReportHooks:
         if reporter is not None:
             reporter.write("\n")
             reporter.write_line(f"vlm-bench: the engine did not load, so every item fails: {error}", red=True, bold=True)
-            reporter.write_line(f"vlm-bench: {load_failure_advice(self.run.backend)}")
+            reporter.write_line(f"vlm-bench: {load_failure_advice(self.run.backend, error)}")
 
     # ------------------------------------------------------------ the end
 

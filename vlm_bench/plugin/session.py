@@ -13,6 +13,8 @@ from vlm_bench.config import RunConfig
 from vlm_bench.plugin import UID_KEY, UNIT_INPUT
 from vlm_bench.types import ItemRecord, Sample
 
+SMOKE_ITEMS = 3  # with a real engine, -m smoke runs this many items of each test function
+
 if TYPE_CHECKING:
     from vlm_bench.evaluate import Evaluator
 
@@ -131,7 +133,7 @@ class VlmBenchSession:
         if self.config.getoption("vlm_missing_media") == "fail" and (missing := missing_media_report(samples)):
             pytest.fail(f"vlm-bench: {missing} (--missing-media=fail)", pytrace=False)
         ids = self.selection.item_ids(samples)
-        if len(samples) > 1 and deselected_by_mark(metafunc, self.run.backend == "mock"):
+        if len(samples) > 1 and deselected_by_mark(metafunc):
             # -m drops every item of this function (evals/test_latency.py under the default
             # "not benchmark"): one stand-in, not a second copy of the dataset to collect.
             self.selection.stand_ins[metafunc.definition.nodeid] = len(samples)
@@ -140,15 +142,24 @@ class VlmBenchSession:
 
     @pytest.hookimpl
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        """Mock items are part of the smoke set: marked once on their module (or class)
-        when every item collected there is one, else one by one. An xdist worker notes on
-        each item which dataset item it evaluates, for the controller's records."""
+        """The smoke set (``-m smoke``): every mock item, marked once on its module (or
+        class) when every item collected there is one, else one by one; with a real engine
+        the first ``SMOKE_ITEMS`` items of each test function, a quick check of the engine.
+        An xdist worker notes on each item which dataset item it evaluates, for the
+        controller's records."""
         smoke: dict[Any, list[pytest.Item] | None] = {}  # parent node -> its smoke items (None: not all are)
+        firsts: dict[tuple[Any, Any], int] = {}  # test function -> its items marked so far (a real engine)
         for item in items:
             sample = vlm_sample(item)
             if sample is not None and not self.is_controller and "vlm_evaluate" in getattr(item, "fixturenames", ()):
                 item.user_properties.append((UID_KEY, sample.uid))
-            if self.run.backend != "mock" or (mine := smoke.setdefault(item.parent, [])) is None:
+            if self.run.backend != "mock":
+                function = (item.parent, getattr(item, "originalname", None))
+                if sample is not None and not item.get_closest_marker("benchmark") and firsts.get(function, 0) < SMOKE_ITEMS:
+                    firsts[function] = firsts.get(function, 0) + 1
+                    item.add_marker(pytest.mark.smoke)
+                continue
+            if (mine := smoke.setdefault(item.parent, [])) is None:
                 continue
             if sample is not None and not item.get_closest_marker("benchmark"):
                 mine.append(item)
@@ -193,7 +204,7 @@ class VlmBenchSession:
     def pytest_report_collectionfinish(self, config: pytest.Config, items: list[pytest.Item]) -> list[str]:
         from vlm_bench.session.terminal import deselected_benchmarks_line
 
-        return deselected_benchmarks_line(self.deselected_benchmarks, sum(self.selection.stand_ins.values()))
+        return deselected_benchmarks_line(self.deselected_benchmarks, max(self.selection.stand_ins.values(), default=0))
 
     def claim_results_dir(self) -> None:
         """Controller, once the session's items are known and before any runs: lock the
@@ -224,14 +235,14 @@ class VlmBenchSession:
                 print(line, file=sys.stderr)
 
 
-def deselected_by_mark(metafunc: pytest.Metafunc, smoke: bool) -> bool:
+def deselected_by_mark(metafunc: pytest.Metafunc) -> bool:
     """Whether ``-m`` deselects every item of this test function, judged on the function's
-    marks (plus ``smoke`` for mock items, where pytest_collection_modifyitems adds it)."""
+    marks (plus ``smoke``, which pytest_collection_modifyitems gives some of its items)."""
     expression = metafunc.config.option.markexpr
     if not expression:
         return False
     marks = list(metafunc.definition.iter_markers())
-    if smoke and not any(m.name == "benchmark" for m in marks):
+    if not any(m.name == "benchmark" for m in marks):
         marks.append(pytest.mark.smoke.mark)
     try:
         from _pytest.mark import MarkMatcher

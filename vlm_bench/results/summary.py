@@ -67,6 +67,7 @@ class RunSummary:
         self.latencies: list[float] = []
         self.stages: dict[str, array] = {}  # stage -> its times (ms), compact: a long run keeps them all
         self.warnings: dict[str, int] = {}  # kind -> records that carry it
+        self.judged: dict[str, int] = {}  # judge status -> records (answers the rules could not read)
 
     def add(self, rec: Mapping[str, Any]) -> None:
         self.overall.add(rec)
@@ -81,6 +82,9 @@ class RunSummary:
             self.latencies.append(rec["latency_ms"])
         for kind in rec.get("warnings") or ():
             self.warnings[kind] = self.warnings.get(kind, 0) + 1
+        if rec.get("judge"):
+            status = rec["judge"].get("status", "ok")
+            self.judged[status] = self.judged.get(status, 0) + 1
         for stage, value in (rec.get("timing") or {}).items():
             if isinstance(value, (int, float)) and stage in STAGE_NAMES:
                 self.stages.setdefault(stage, array("d")).append(value)
@@ -95,6 +99,7 @@ class RunSummary:
         summary["latency_ms"] = _latency_stats(self.latencies)
         summary["stages_ms"] = stage_medians(self.stages)
         summary["warnings"] = dict(sorted(self.warnings.items())) or None
+        summary["judged"] = dict(sorted(self.judged.items())) or None
         summary["min_pass_rate"] = min_pass_rate
         summary["below_min_pass_rate"] = (
             min_pass_rate is not None and (summary["pass_rate"] is None or summary["pass_rate"] < min_pass_rate)
@@ -144,8 +149,23 @@ def fmt_interval(ci: Sequence[float] | None) -> str:
     return "-" if not ci else f"{100 * ci[0]:.1f}-{100 * ci[1]:.1f}"
 
 
+MIN_ITEMS_FOR_INTERVAL = 2
+
+
+def interval_or_why(bucket: Mapping[str, Any]) -> str:
+    """The 95% interval, or why there is none worth showing (the terminal, the summary's
+    table and the reports say the same)."""
+    if bucket.get("pass_rate") is None:
+        return "-"
+    if bucket.get("scored", 0) < MIN_ITEMS_FOR_INTERVAL:
+        return "too few items"
+    if bucket.get("clusters", MIN_ITEMS_FOR_INTERVAL) < MIN_ITEMS_FOR_INTERVAL:
+        return "one video only"
+    return fmt_interval(bucket.get("ci95"))
+
+
 def format_table(summary: Mapping[str, Any]) -> list[str]:
-    pct, interval = fmt_rate, fmt_interval
+    pct, interval = fmt_rate, interval_or_why
     rows = [("overall", summary)]
     rows += [(f"dataset {k}", v) for k, v in summary["per_dataset"].items()]
     rows += [(f"category {k}", v) for k, v in summary["per_category"].items()]
@@ -156,13 +176,13 @@ def format_table(summary: Mapping[str, Any]) -> list[str]:
     missing = bool(summary.get("missing_media"))
     lines = [
         f"{'scope':<{width}}  {'passed':>6}  {'scored':>6}  {'pass rate':>9}" + ("  missing" if missing else "")
-        + f"  {'95% CI':>11}  {'errors':>6}  {'truncated':>9}  {'unscored':>8}"
+        + f"  {'95% CI':>14}  {'errors':>6}  {'truncated':>9}  {'unscored':>8}"
     ]
     for name, b in rows:
         lines.append(
             f"{name:<{width}}  {b['passed']:>6}  {b['scored']:>6}  {pct(b['pass_rate']):>9}"
             + (f"  {b.get('missing_media', 0):>7}" if missing else "")
-            + f"  {interval(b['ci95']):>11}  {b['errors']:>6}  {b['truncated']:>9}  {b['unscored']:>8}"
+            + f"  {interval(b):>14}  {b['errors']:>6}  {b['truncated']:>9}  {b['unscored']:>8}"
         )
     if summary.get("min_pass_rate") is not None:
         rate = f"overall {pct(summary['pass_rate'])}"

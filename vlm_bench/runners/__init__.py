@@ -31,10 +31,13 @@ ENGINE_ABOUT: Mapping[str, str] = {
 }
 
 
-def load_failure_advice(backend: str) -> str:
-    """How to get past an engine that did not load: what to install, or which other
-    --backend to use."""
+def load_failure_advice(backend: str, error: str = "") -> str:
+    """How to get past an engine that did not load: the weights where they are missing,
+    what to install where a package is, or which other --backend to use."""
     others = " or ".join(f"--backend {name} ({about})" for name, about in ENGINE_ABOUT.items() if name != backend)
+    if "model not available" in error:  # the engine is installed; the weights are not here
+        return ("To fix: download the weights first (huggingface-cli download <repo>, on a machine that reaches the "
+                "hub), or set hf_repo in the model YAML to the local folder that holds them.")
     install = ENGINE_INSTALL.get(backend)
     return (f"To fix: {install}; or" if install else "Or") + f" pick another engine: {others}."
 

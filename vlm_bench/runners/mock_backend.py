@@ -72,3 +72,10 @@ class MockEngine:
             truncated=truncated,
             raw_text=raw,
         )
+
+    def generate_text(self, prompt: str, decode: DecodeConfig) -> str:
+        """A text-only answer (a mock judge): the ``responses`` entry ``judge``, else the
+        default response."""
+        if not self.loaded:
+            raise RuntimeError("MockEngine.generate_text called before load()")
+        return self.model_cfg.responses.get("judge", self.model_cfg.default_response or "")

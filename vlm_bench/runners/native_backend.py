@@ -21,13 +21,11 @@ import numpy as np
 
 from vlm_bench.config import ModelConfig
 from vlm_bench.registry.model_adapters.internvl3 import system_prompt
+from vlm_bench.runners.quantization import bnb_config, check_quantized
 from vlm_bench.types import DecodeConfig, Generation, VideoInput
 from vlm_bench.utils.cpu import choose_cpu_threads
 from vlm_bench.utils.logs import log_each_message_once
 
-# Kept in full precision under int8/int4: quantizing InternViT and the projector hurts, and
-# transformers matches these by full module name (a bare "vision_tower" is not enough).
-QUANT_SKIP_MODULES = ["model.vision_tower", "model.multi_modal_projector", "lm_head"]
 _INTERNVL3_REPO = re.compile(r"^OpenGVLab/InternVL3-\d+B$")
 OOM_ADVICE = (
     "CUDA out of memory on item {item}: set `quantization: int8` in the model YAML (or pass "
@@ -241,6 +239,18 @@ class NativeEngine:
             for (media, _), e in ((item, self._ended(row, decode)) for item, row in zip(group, new_tokens))
         ]
 
+    def generate_text(self, prompt: str, decode: DecodeConfig) -> str:
+        """A text-only answer (the model as a judge of other answers), greedy."""
+        import torch
+
+        messages = [{"role": "user", "content": [{"type": "text", "text": prompt}]}]
+        text = self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        inputs = self.processor(text=[text], return_tensors="pt").to(self.model.device)
+        with torch.inference_mode(), attention_backends(self.model.device):
+            output = self.model.generate(**inputs, max_new_tokens=decode.max_new_tokens, do_sample=False,
+                                         pad_token_id=self.processor.tokenizer.pad_token_id)
+        return self._ended(output[0, inputs["input_ids"].shape[1]:].tolist(), decode).text
+
     def _ended(self, row: list[int], decode: DecodeConfig) -> _Ended:
         """Why generation stopped: an end-of-sequence token, a stop string, or the token limit
         (only the last is truncation)."""
@@ -335,58 +345,6 @@ def _torch_dtype(name: str):
     if name not in table:
         raise RuntimeError(f"dtype {name!r} not understood; use one of {', '.join(table)}")
     return table[name]
-
-
-def bnb_config(quant: str):
-    """int8: LLM.int8(); int4: NF4 with bf16 compute and double quantization. The vision
-    tower, projector and lm_head stay unquantized."""
-    import importlib.util
-
-    if importlib.util.find_spec("bitsandbytes") is None:
-        raise RuntimeError(
-            f"--quant={quant} needs bitsandbytes: pip install 'vlm-bench[quant]' (or run with --quant=none)"
-        )
-    try:
-        importlib.import_module("bitsandbytes")
-    except Exception as exc:  # a build without a backend for this machine
-        raise RuntimeError(
-            f"bitsandbytes cannot run here ({exc}); use a CUDA GPU for --quant={quant} or run with --quant=none"
-        ) from exc
-    import torch
-    from transformers import BitsAndBytesConfig
-
-    if quant == "int8":
-        return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=QUANT_SKIP_MODULES)
-    if quant == "int4":
-        return BitsAndBytesConfig(
-            load_in_4bit=True,
-            bnb_4bit_quant_type="nf4",
-            bnb_4bit_compute_dtype=torch.bfloat16,
-            bnb_4bit_use_double_quant=True,
-            llm_int8_skip_modules=QUANT_SKIP_MODULES,
-        )
-    raise RuntimeError(f"unknown quantization {quant!r}")
-
-
-def quantized_linear_names(model) -> tuple[list[str], list[str]]:
-    """(bitsandbytes layers, plain nn.Linear layers) by module name."""
-    import bitsandbytes as bnb
-    import torch
-
-    quantized, plain = [], []
-    for name, module in model.named_modules():
-        if isinstance(module, (bnb.nn.Linear4bit, bnb.nn.Linear8bitLt)):
-            quantized.append(name)
-        elif isinstance(module, torch.nn.Linear):
-            plain.append(name)
-    return quantized, plain
-
-
-def check_quantized(model, quant: str) -> None:
-    """Never fall back to full precision silently."""
-    quantized, _ = quantized_linear_names(model)
-    if not any(".language_model." in n for n in quantized):
-        raise RuntimeError(f"--quant={quant} was requested but no language-model layer was quantized")
 
 
 def _check_hub_reachable(repo: str, revision: str | None, filename: str = "config.json") -> None:

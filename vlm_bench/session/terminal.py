@@ -29,6 +29,9 @@ def summary_lines(summary: Mapping[str, Any], *, load_error: str | None, recorde
     lines += [(line, PLAIN) for line in format_table(summary)]
     if reused:
         lines.append((f"reused {reused} finished items from the resumed run", PLAIN))
+    if summary.get("judged"):
+        counts = ", ".join(f"{status} {n}" for status, n in summary["judged"].items())
+        lines.append((f"answers the rules could not read, sent to the judge: {counts} (records' 'judge')", PLAIN))
     if summary.get("warnings"):
         counts = ", ".join(f"{kind} {n}" for kind, n in summary["warnings"].items())
         lines.append((f"warnings in the records: {counts} (each record's 'warnings' says what)", {"yellow": True}))
@@ -45,10 +48,12 @@ def summary_lines(summary: Mapping[str, Any], *, load_error: str | None, recorde
     return lines
 
 
-def deselected_benchmarks_line(deselected: int, stood_in: int) -> list[str]:
+def deselected_benchmarks_line(deselected: int, items: int) -> list[str]:
+    """The line that says what the deselected are; ``items``: the dataset's items, each
+    deselected test function collected one stand-in for instead of them all."""
     if not deselected:
         return []
-    how = f" (one stand-in per test for its {stood_in} items)" if stood_in else ""
+    how = f" (one stand-in per test function instead of its {items} items)" if items else ""
     return [
         f"vlm-bench: {deselected} of the deselected are per-item latency benchmarks{how}, "
         "marker benchmark, off by default; pytest evals -m benchmark runs them"

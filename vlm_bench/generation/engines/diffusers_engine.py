@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -37,6 +38,12 @@ def require_diffusers(name: str):
         raise GeneratorUnavailable(f"generator {name!r} needs diffusers: {EXTRA_HINT}")
     if importlib.util.find_spec("av") is None:
         raise GeneratorUnavailable(f"generator {name!r} needs PyAV to write its videos: {EXTRA_HINT}")
+    import diffusers.utils.import_utils as diffusers_imports
+
+    # The generators never quantize with bitsandbytes; diffusers imports it (and bitsandbytes
+    # then warns about kernels it cannot fetch) only because it is installed. Not here.
+    if "bitsandbytes" not in sys.modules and hasattr(diffusers_imports, "_bitsandbytes_available"):
+        diffusers_imports._bitsandbytes_available = False
     import diffusers
 
     return diffusers
