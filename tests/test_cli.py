@@ -27,8 +27,10 @@ def test_datasets_lists_configs(capsys):
 
 
 def test_option_args_round_trip():
-    values = {"vlm_model": "m", "vlm_datasets": ["a", "b"], "vlm_overwrite": True, "vlm_seed": 0, "vlm_max_frames": 4}
+    values = {"vlm_model": "m", "vlm_datasets": ["a", "b"], "vlm_overwrite": True, "vlm_seed": None, "vlm_max_frames": 4}
     assert option_args(values) == ["--model", "m", "--dataset", "a", "--dataset", "b", "--max-frames", "4", "--overwrite"]
+    # --seed has no default of its own (a generator's preset may carry one): a seed given is passed on, 0 included
+    assert option_args(dict(values, vlm_seed=0))[-3:] == ["--seed", "0", "--overwrite"]
     assert len({o.flag for o in OPTIONS}) == len(OPTIONS)
 
 

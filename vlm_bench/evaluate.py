@@ -10,11 +10,12 @@ import sys
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from vlm_bench.config import ConfigError, ModelConfig, RunConfig, resolve_decode
+from vlm_bench.config.preset import tiles_for
 from vlm_bench.deadline import DaemonPool, Deadline, ItemTimeout
 from vlm_bench.frame_cache import DEFAULT_SIDE, FrameCache
 from vlm_bench.frames import FrameSettings, FrameSource
@@ -98,7 +99,7 @@ class Evaluator:
     # ------------------------------------------------------------ frames
 
     def media(self, sample: Sample) -> VideoInput:
-        return self.frames.media(sample, self.video_config(sample))
+        return self.presented(self.frames.media(sample, self.video_config(sample)))
 
     def prefetch(self, samples: Sequence[Sample]) -> None:
         """Decode the frames of these upcoming items in the background (``FrameSource.prefetch``)."""
@@ -205,6 +206,7 @@ class Evaluator:
                 continue
             try:
                 media, wait_ms, decode_ms = self.frames.media_timed(sample, self.video_config(sample))
+                media = self.presented(media)
             except Exception as exc:
                 records[sample.uid] = self._record(sample, None, None, decode, describe_error(exc, sample, "frame"))
                 continue
@@ -235,6 +237,14 @@ class Evaluator:
                             error = describe_error(exc, entry.sample, "record")
                             records[entry.sample.uid] = self._record(entry.sample, entry.media, None, entry.decode, error)
         return [records[s.uid] for s in samples]
+
+    def presented(self, media: VideoInput) -> VideoInput:
+        """The frames with the label and tiles the dataset's --preset recipe asks for."""
+        dataset = self.datasets.get(media.dataset)
+        if dataset is None or (dataset.frame_label is None and not dataset.tiles):
+            return media
+        return replace(media, frame_label=dataset.frame_label or media.frame_label,
+                       tiles=tiles_for(dataset.tiles, len(media.frames)))
 
     def _generate(self, chunk: Sequence[Ready]) -> list[ItemRecord]:
         decode = chunk[0].decode
@@ -355,7 +365,16 @@ def item_record(
         scorer_args=dict(sample.scorer_args) or None,
         scorer_version=SCORER_VERSION if sample.answer is not None else None,
         judge=judged,
+        preset=preset_of(run, sample.dataset),
     )
+
+
+def preset_of(run: RunConfig, dataset: str) -> dict[str, Any] | None:
+    """The record's account of the --preset recipe its dataset was sent with."""
+    for d in run.datasets:
+        if d.name == dataset and d.preset:
+            return {k: d.preset[k] for k in ("name", "recipe", "source")}
+    return None
 
 
 CHARS_PER_TOKEN = 64  # no tokenizer's token is longer: an answer past max_new_tokens x this ignored max_tokens

@@ -26,7 +26,31 @@ Frames = tuple[tuple[np.ndarray, ...], FrameSelection]
 
 def decode_frames(sample: Sample, video: VideoConfig, max_bytes: int | None = None) -> Frames:
     """Decode the item's frames with the shared sampler (a video file, a GIF or a folder of
-    frames), or read its image files; more than ``max_bytes`` of frames fail the item."""
+    frames), or read its image files; more than ``max_bytes`` of frames fail the item.
+    With ``video.jpeg_quality`` each frame then goes through a JPEG file's round trip."""
+    frames, selection = _decode(sample, video, sample.bound if video.bounds else None, max_bytes)
+    if video.jpeg_quality is not None:
+        frames = tuple(jpeg_round_trip(f, video.jpeg_quality) for f in frames)
+    return frames, selection
+
+
+def jpeg_round_trip(frame: np.ndarray, quality: int) -> np.ndarray:
+    """``frame`` as a reference sees it after saving it with Pillow as a ``.jpg`` at this
+    quality (Pillow's other defaults: 4:2:0 chroma) and reading it back."""
+    import io
+
+    try:
+        from PIL import Image
+    except ImportError as exc:
+        raise RuntimeError("video.jpeg_quality needs Pillow: pip install pillow") from exc
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(frame)).save(buffer, format="JPEG", quality=quality)
+    buffer.seek(0)
+    with Image.open(buffer) as img:
+        return np.array(img.convert("RGB"))  # writable, as decoded frames are
+
+
+def _decode(sample: Sample, video: VideoConfig, bound: tuple[float, float] | None, max_bytes: int | None) -> Frames:
     if sample.video is not None and os.path.isdir(sample.video):
         frames, selection = read_frame_folder(
             sample.video,
@@ -35,12 +59,12 @@ def decode_frames(sample: Sample, video: VideoConfig, max_bytes: int | None = No
             video.strategy,
             video.stride,
             video.fps,
-            sample.bound,
+            bound,
             max_bytes,
         )
     elif sample.video is not None:
         frames, selection = select_frames(
-            sample.video, video.max_frames, video.strategy, video.fps, video.stride, bound=sample.bound, max_bytes=max_bytes
+            sample.video, video.max_frames, video.strategy, video.fps, video.stride, bound=bound, max_bytes=max_bytes
         )
     else:
         frames, selection = read_image_frames(list(sample.frames or ()), video.max_frames, max_bytes)

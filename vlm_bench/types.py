@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any, Mapping
 if TYPE_CHECKING:  # numpy is not imported at run time: the pytest plugin loads this module in every session
     import numpy as np
 
-FRAME_STRATEGIES = ("uniform", "stride", "fps")
+FRAME_STRATEGIES = ("uniform", "interior", "stride", "fps")
+DEFAULT_FRAME_LABEL = "Frame{index}: "  # InternVL's model card and -hf processor: "Frame1: <image>"
 MAX_FRAMES = 1024  # frames per item, at most (InternVL3's context holds about 128 at 256 tokens each)
 SEED_RANGE = (0, 2**32 - 1)  # what numpy and torch accept
 BACKENDS = ("native", "vlmeval", "openai", "mock")
@@ -26,15 +27,23 @@ STAGES = ("frames_wait_ms", "frames_decode_ms", "prompt_ms", "processor_ms", "pr
 
 @dataclass(frozen=True)
 class VideoConfig:
-    """How frames are chosen from one video."""
+    """How frames are chosen from one video, and what is done to them before a model sees
+    them (a reference that saves its frames as JPEG files: ``jpeg_quality``)."""
 
     max_frames: int = 32
     strategy: str = "uniform"
     fps: float | None = None
     stride: int | None = None
+    jpeg_quality: int | None = None  # each frame goes through Pillow's JPEG encoder at this quality and back
+    bounds: bool = True  # False: an item's start/end are ignored and the whole video is sampled
 
     def as_dict(self) -> dict[str, Any]:
-        return {"max_frames": self.max_frames, "strategy": self.strategy, "fps": self.fps, "stride": self.stride}
+        out: dict[str, Any] = {"max_frames": self.max_frames, "strategy": self.strategy, "fps": self.fps, "stride": self.stride}
+        if self.jpeg_quality is not None:  # only when set, so records and cache keys of other runs stay as they were
+            out["jpeg_quality"] = self.jpeg_quality
+        if not self.bounds:
+            out["bounds"] = False
+        return out
 
 
 @dataclass(frozen=True)
@@ -146,11 +155,17 @@ class VideoInput:
     source: str
     dataset: str = ""
     reference: np.ndarray | None = None  # an image after the frames, labelled in the prompt
+    frame_label: str = DEFAULT_FRAME_LABEL  # the text before each frame; {index} counts from 1
+    tiles: int = 1  # tiles per frame at most (InternVL's dynamic tiling; 1: the frame squashed to one tile)
 
     @property
     def is_image(self) -> bool:
         """One still image (an image file, not a frame of a video): models tile it."""
         return len(self.frames) == 1 and self.selection.reader == "image"
+
+    def labels(self) -> list[str]:
+        """The text before each frame, in order ("Frame1: ", "Frame2: ", ...)."""
+        return [self.frame_label.format(index=i) for i in range(1, len(self.frames) + 1)]
 
     def timestamps(self) -> list[float] | None:
         """Seconds into the video of each frame, when the frame rate is known."""
@@ -214,12 +229,13 @@ class ItemRecord:
     scorer_args: Mapping[str, Any] | None = None  # the scorer's arguments (tolerances, alternatives)
     scorer_version: str | None = None  # which extraction rules made the score (scoring.SCORER_VERSION)
     judge: Mapping[str, Any] | None = None  # where a judge model read the answer the rules could not
+    preset: Mapping[str, Any] | None = None  # the --preset recipe the item was sent with: name, recipe, source
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON line's fields. A shallow copy (``dataclasses.asdict`` deep-copies
         every value, a cost paid once per item): the nested mappings are copied one level."""
         data = {name: getattr(self, name) for name in _RECORD_FIELDS}
-        for name in ("video", "decode", "categories", "meta", "timing", "warnings", "scorer_args", "judge"):
+        for name in ("video", "decode", "categories", "meta", "timing", "warnings", "scorer_args", "judge", "preset"):
             if data[name] is not None:
                 data[name] = dict(data[name])
         if data["options"] is not None:

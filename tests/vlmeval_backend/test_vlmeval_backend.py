@@ -144,3 +144,38 @@ def test_end_to_end_through_vlmevalkits_registry(pytester, tmp_path):
     assert all(len(r["video"]["selected_indices"]) <= 4 for r in records)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["manifest"]["config"]["backend"] == "vlmeval" and summary["total"] == 9
+
+
+def test_preset_vlmevalkit_is_what_vlmevalkit_itself_builds_for_its_datasets(tmp_path):
+    """--preset vlmevalkit: VLMEvalKit's own reorganize_prompt and build_video_prompt, run
+    on the message this backend sends, give the text the native and openai backends send
+    (tests/test_presets.py derives it by hand from VLMEvalKit's code)."""
+    from vlmeval.vlm.internvl.utils import build_video_prompt, reorganize_prompt
+
+    from test_presets import (MVBENCH, MVBENCH_ITEM, VIDEOMME, VIDEOMME_ITEM, expected_vlmevalkit_mvbench,
+                              expected_vlmevalkit_videomme, raw_row, sent)
+    from vlm_bench.runners.vlmeval_backend import vlmeval_video_text
+
+    engine = VLMEvalKitEngine(resolve_model("internvl3_38b"), frames_dir=str(tmp_path))
+    sample, media, prompt = sent("vlmevalkit", "mvbench", MVBENCH, MVBENCH_ITEM)
+    text, _ = vlmeval_video_text(prompt, "MVBench")
+    built = build_video_prompt(reorganize_prompt(engine.message(media, text), 8, dataset="MVBench"), "MVBench")
+    assert built == expected_vlmevalkit_mvbench(raw_row("action_sequence.json", 0), 8)
+    sample, media, prompt = sent("vlmevalkit", "videomme", VIDEOMME, VIDEOMME_ITEM)
+    text, seen = vlmeval_video_text(prompt, "Video-MME")
+    built = build_video_prompt(reorganize_prompt(engine.message(media, text), 8, dataset="Video-MME"), "Video-MME")
+    assert built == expected_vlmevalkit_videomme(sample.question, list(sample.options), 8)
+    assert built.endswith(seen)
+
+
+def test_preset_vlmevalkit_frames_are_vlmevalkits_own_indices():
+    """VLMEvalKit's dataset classes compute the indices; the preset's frames are those."""
+    import numpy as np
+    from vlmeval.dataset.mvbench import MVBench
+
+    from test_presets import MVBENCH, MVBENCH_ITEM, sent
+
+    _, media, _ = sent("vlmevalkit", "mvbench", MVBENCH, MVBENCH_ITEM)
+    stand_in = MVBench.__new__(MVBench)  # get_index needs only num_segments
+    stand_in.num_segments = 8
+    assert list(media.selection.selected_indices) == list(np.asarray(stand_in.get_index((2.5, 7.5), 10.0, 99)))

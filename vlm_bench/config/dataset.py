@@ -53,6 +53,10 @@ class DatasetConfig:
     breakdowns: tuple[tuple[str, ...], ...] = ()  # category dimensions (and crosses) for the summary
     docs: str | None = None  # where users get the data
     vlmeval_dataset: str | None = None  # overrides the model's for the vlmeval backend
+    # Set by --preset only (config/preset.py), never by a dataset YAML:
+    frame_label: str | None = None  # the text before each frame ("Frame-{index}: "); None: the engine's own
+    tiles: Mapping[str, int] = field(default_factory=dict)  # {max, total}: tiles per frame; {}: one
+    preset: Mapping[str, Any] = field(default_factory=dict)  # the recipe applied: name, recipe, source, differences
 
     @property
     def media_root(self) -> Path:
@@ -116,7 +120,7 @@ def check_prompt(where: str, kind: str, template: Any) -> str:
     return template
 
 
-DATASET_KEYS = tuple(f.name for f in fields(DatasetConfig) if f.name not in ("config_path",))
+DATASET_KEYS = tuple(f.name for f in fields(DatasetConfig) if f.name not in ("config_path", "frame_label", "tiles", "preset"))
 
 
 def load_dataset_config(path: str | Path) -> DatasetConfig:

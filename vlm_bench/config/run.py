@@ -25,6 +25,7 @@ from vlm_bench.config.model import (
     check_server,
     resolve_model,
 )
+from vlm_bench.config.preset import apply_preset, preset_summary, resolve_preset
 from vlm_bench.config.schema import check_decode, check_video, lookup, resolve_video
 from vlm_bench.types import BACKENDS, SEED_RANGE
 
@@ -53,6 +54,7 @@ class RunConfig:
     item_timeout_s: float | None = None  # an item past this many seconds gets an error record (None: no limit)
     max_response_chars: int = 65536  # a record keeps at most this much of a response (--max-response-kb)
     judge: Any = None  # answer_judge.JudgeConfig: reads the answers the rules cannot (--judge-model)
+    preset: Mapping[str, Any] | None = None  # --preset: the reference followed (preset_summary); None: vlm-bench's own
 
     @property
     def concurrency(self) -> int:
@@ -79,6 +81,7 @@ class RunConfig:
             "item_timeout_s": self.item_timeout_s,
             "max_response_chars": self.max_response_chars,
             "judge": self.judge.name if self.judge else None,
+            "preset": plain(dict(self.preset)) if self.preset else None,
         }
 
 
@@ -108,6 +111,8 @@ def run_fingerprint(run: "RunConfig") -> dict[str, Any]:
                 "prompt": dict(d.prompt),
                 "source": plain(dict(d.source)),
                 "scorer": d.scorer,
+                # only with --preset, so runs recorded before presets existed still resume
+                **({"frame_label": d.frame_label, "tiles": dict(d.tiles), "preset": d.preset["name"]} if d.preset else {}),
             }
             for d in run.datasets
         ],
@@ -186,6 +191,7 @@ def build_run_config(
     max_response_kb: float | None = None,
     judge: Mapping[str, Any] | None = None,
     questions_root: str | None = None,
+    preset: str | None = None,
 ) -> RunConfig:
     model_cfg = resolve_model(model)
     native = {k: v for k, v in (model_overrides or {}).items() if v is not None}
@@ -213,6 +219,7 @@ def build_run_config(
     given = [flags[k] for k in native if k in flags]
     if given and backend != "native":
         raise ConfigError(f"{', '.join(given)} applies to the native backend only (backend is {backend!r})")
+    qa_preset = resolve_preset(preset) if preset else None
     default_root, named_roots = split_dataset_roots(dataset_roots)
     loaded = [load_dataset_config(lookup("dataset", d, dataset_catalog(), (".yaml", ".yml", ".jsonl"))) for d in datasets]
     unknown = sorted(set(named_roots) - {d.name for d in loaded})
@@ -231,6 +238,8 @@ def build_run_config(
                 raise ConfigError(f"--questions-root {questions_root}: no such folder (VMEvalKit's data/questions)")
             cfg = replace(cfg, source=dict(cfg.source, questions=str(tree)))
         check_dataset_data(cfg)
+        if qa_preset is not None:
+            cfg = apply_preset(cfg, qa_preset, backend)
         resolved.append(cfg)
     resolved = tuple(resolved)
     names = [d.name for d in resolved]
@@ -275,6 +284,7 @@ def build_run_config(
         item_timeout_s=item_timeout_s,
         max_response_chars=int(1024 * (64 if max_response_kb is None else max_response_kb)),
         judge=judge_config(judge),
+        preset=preset_summary(qa_preset) if qa_preset else None,
     )
 
 

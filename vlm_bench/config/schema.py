@@ -75,6 +75,10 @@ def check_video(where: str, video: Mapping[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"{where}: stride must be a whole number >= 1, got {out['stride']!r}")
     if "fps" in out and not (is_number(out["fps"]) and out["fps"] > 0):
         raise ConfigError(f"{where}: fps must be a finite number > 0, got {out['fps']!r}")
+    if "jpeg_quality" in out and (not is_int(out["jpeg_quality"]) or not 1 <= out["jpeg_quality"] <= 100):
+        raise ConfigError(f"{where}: jpeg_quality must be a whole number from 1 to 100, got {out['jpeg_quality']!r}")
+    if "bounds" in out and not isinstance(out["bounds"], bool):
+        raise ConfigError(f"{where}: bounds must be true or false, got {out['bounds']!r}")
     return out
 
 

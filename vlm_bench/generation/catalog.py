@@ -15,6 +15,7 @@ from vlm_bench.generation.config import (
     API_KEYS,
     DTYPES,
     FIRST_FRAME_MODES,
+    GENERATOR_DEVICES,
     KINDS,
     NEEDS_KEYS,
     RESIZE_MODES,
@@ -25,16 +26,55 @@ from vlm_bench.generation.config import (
     check_setting_values,
 )
 
-GENERATORS_DIR = CONFIG_ROOT / "generators"
 GENERATOR_KEYS = tuple(f.name for f in fields(GeneratorConfig) if f.name not in ("path",))
-
-
 GENERATORS_DIR = CONFIG_ROOT / "generators"
+# What a preset may set: a reference's call (its pipeline, settings, arguments, first-frame
+# handling, scheduler and seed device), where it comes from and what still differs.
+PRESET_KEYS = ("source", "notes", "pipeline", "defaults", "call_args", "prompt_suffix", "component_dtypes", "resize",
+               "size_multiple", "frame_multiple", "frames_rounded_down", "omit_args", "scheduler_args", "generator_device")
+SOURCE_KEYS = ("repository", "commit", "package", "version", "url", "files")
+
+
 def load_generator_config(path: str | Path, name: str | None = None) -> GeneratorConfig:
     path = Path(path)
     where = str(path)
     data = dict(load_yaml(path))
     check_keys(where, data, GENERATOR_KEYS)
+    if "preset" in data:
+        raise ConfigError(f"{where}: 'preset' is set by --preset; a YAML lists its presets under 'presets'")
+    presets = {str(k): dict(check_mapping(f"{where}: presets.{k}", v))
+               for k, v in check_mapping(f"{where}: presets", data.pop("presets", None)).items()}
+    data = _checked_entry(where, data)
+    data["name"] = str(data.get("name") or name or path.stem)
+    for preset_name, preset in presets.items():
+        at = f"{where}: presets.{preset_name}"
+        check_keys(at, preset, PRESET_KEYS)
+        _check_source(at, preset.get("source"))
+        notes = preset.get("notes") or []
+        if not isinstance(notes, list) or not all(isinstance(n, str) for n in notes):
+            raise ConfigError(f"{at}: notes must be a list of sentences")
+        merged = {**data, **{k: v for k, v in preset.items() if k not in ("source", "notes")}}
+        _checked_entry(at, merged, seed_allowed=True)
+    cfg = GeneratorConfig(path=str(path.resolve()), presets=presets, **data)
+    for preset_name in presets:  # a preset's settings must run, as the entry's must
+        try:
+            with_preset(cfg, preset_name).settings()
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: presets.{preset_name}: {exc}") from None
+    return cfg
+
+
+def _check_source(where: str, source: Any) -> None:
+    source = check_mapping(f"{where}: source", source)
+    check_keys(f"{where}: source", source, SOURCE_KEYS)
+    if not ((source.get("repository") and source.get("commit")) or (source.get("package") and source.get("version"))
+            or source.get("url")):
+        raise ConfigError(f"{where}: source needs a repository and a commit, a package and a version, or a url")
+
+
+def _checked_entry(where: str, data: dict[str, Any], *, seed_allowed: bool = False) -> dict[str, Any]:
+    """An entry's keys and values checked, its mappings normalised (a preset's entry too)."""
+    data = dict(data)
     for key in ("family", "kind"):
         if not isinstance(data.get(key), str):
             raise ConfigError(f"{where}: missing key {key!r}")
@@ -42,13 +82,17 @@ def load_generator_config(path: str | Path, name: str | None = None) -> Generato
         raise ConfigError(f"{where}: kind must be one of {', '.join(KINDS)}, got {data['kind']!r}")
     if data.get("resize", "fixed") not in RESIZE_MODES:
         raise ConfigError(f"{where}: resize must be one of {', '.join(RESIZE_MODES)}, got {data['resize']!r}")
+    if data.get("generator_device", "cpu") not in GENERATOR_DEVICES:
+        raise ConfigError(f"{where}: generator_device must be one of {', '.join(GENERATOR_DEVICES)}, got {data['generator_device']!r}")
+    if not isinstance(data.get("frames_rounded_down", False), bool):
+        raise ConfigError(f"{where}: frames_rounded_down must be true or false, got {data['frames_rounded_down']!r}")
     for key in ("size_multiple", "frame_multiple", "concurrency"):
         if key in data and (not is_int(data[key]) or data[key] < 1):
             raise ConfigError(f"{where}: {key} must be a whole number >= 1, got {data[key]!r}")
     if not data.get("unavailable") and not data.get("engine"):
         raise ConfigError(f"{where}: set 'engine' (package.module:Class), or 'unavailable' (what it needs)")
     defaults = dict(check_mapping(f"{where}: defaults", data.get("defaults")))
-    if "seed" in defaults:
+    if "seed" in defaults and not seed_allowed:
         raise ConfigError(f"{where}: defaults.seed: the seed comes from --seed (default 0), the same for every generator")
     check_keys(f"{where}: defaults", defaults, SETTING_KEYS)
     needs = dict(check_mapping(f"{where}: needs", data.get("needs")))
@@ -63,21 +107,49 @@ def load_generator_config(path: str | Path, name: str | None = None) -> Generato
         raise ConfigError(f"{where}: 'api' is for kind: api entries")
     _check_api_values(f"{where}: api", api)
     APIConfig(**api)
+    omit = data.get("omit_args") or []
+    if not isinstance(omit, (list, tuple)) or not all(isinstance(o, str) for o in omit):
+        raise ConfigError(f"{where}: omit_args must be a list of pipeline argument names")
     data.update(
         api=api,
         defaults=defaults,
         needs=needs,
         component_dtypes=component_dtypes,
         call_args=dict(check_mapping(f"{where}: call_args", data.get("call_args"))),
+        scheduler_args=dict(check_mapping(f"{where}: scheduler_args", data.get("scheduler_args"))),
+        omit_args=tuple(omit),
     )
-    data["name"] = str(data.get("name") or name or path.stem)
-    cfg = GeneratorConfig(path=str(path.resolve()), **data)
     try:
         GenerationSettings(**defaults)
     except TypeError as exc:
         raise ConfigError(f"{where}: defaults: {exc}") from None
     check_setting_values(where + ": defaults", defaults)
-    return cfg
+    return data
+
+
+def with_preset(cfg: GeneratorConfig, name: str | None) -> GeneratorConfig:
+    """The entry as a reference ran it (``--preset NAME``): the preset's settings replace
+    the entry's (its ``defaults`` as a whole; settings it leaves out are the pipeline's own)."""
+    if not name:
+        return cfg
+    if name not in cfg.presets:
+        have = ", ".join(cfg.presets) or "none"
+        raise ConfigError(f"generator {cfg.name!r} has no preset {name!r} (its presets: {have}); "
+                          f"vmevalkit and model-card are the names the catalog uses")
+    preset = dict(cfg.presets[name])
+    source, notes = preset.pop("source"), list(preset.pop("notes", None) or [])
+    if "omit_args" in preset:
+        preset["omit_args"] = tuple(preset["omit_args"])
+    return replace(cfg, **preset, preset={"name": name, "source": dict(source), "notes": notes})
+
+
+def preset_source_text(source: Mapping[str, Any]) -> str:
+    """``Video-Reason/VMEvalKit@ae2e8dc`` or ``diffusers 0.42.1`` or the URL."""
+    if source.get("repository"):
+        return f"{source['repository']}@{str(source['commit'])[:7]}"
+    if source.get("package"):
+        return f"{source['package']} {source['version']}"
+    return str(source.get("url"))
 
 
 def _check_api_values(where: str, values: Mapping[str, Any]) -> None:

@@ -32,11 +32,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_generators() -> int:
-    rows = [("name", "family", "kind", "model / pipeline", "needs")]
+    rows = [("name", "family", "kind", "model / pipeline", "presets", "needs")]
     for name, path in generator_catalog().items():
         cfg = load_generator_config(path, name)
         source = cfg.model or (f"local build {cfg.local_build}" if cfg.local_build else "-")
-        rows.append((name, cfg.family, cfg.kind, f"{source}{' / ' + cfg.pipeline if cfg.pipeline else ''}", requirements(cfg)))
+        rows.append((name, cfg.family, cfg.kind, f"{source}{' / ' + cfg.pipeline if cfg.pipeline else ''}",
+                     ", ".join(cfg.presets) or "-", requirements(cfg)))
     print_table(rows)
     return 0
 
@@ -85,7 +86,7 @@ def judge_step(args: argparse.Namespace, values: dict, evals: Path, extra: list[
     # the evaluation tests are imported by now (the generation session): pytest cannot rewrite
     # their asserts a second time, and says so unless told not to
     quiet = ["-W", "ignore::pytest.PytestAssertRewriteWarning"]
-    judge_code = int(pytest.main([str(vqa), *judge_args, "--seed", str(args.vlm_seed), *quiet, *extra]))
+    judge_code = int(pytest.main([str(vqa), *judge_args, "--seed", str(args.vlm_seed or 0), *quiet, *extra]))
     records = read_records(judge_dir / ITEMS_FILE) if (judge_dir / ITEMS_FILE).exists() else []
     table = generator_table(args.gen_outputs_dir, records)
     write_json_atomic(results / TABLE_FILE, table)

@@ -81,7 +81,8 @@ FIRST_FRAME_MODES = ("data_uri", "bytes", "file", "url")
 
 
 KINDS = ("open_source", "api")
-RESIZE_MODES = ("fixed", "max_area")
+RESIZE_MODES = ("fixed", "max_area", "none")  # none: the first frame as it is; the pipeline resizes it
+GENERATOR_DEVICES = ("cpu", "cuda")
 NEEDS_KEYS = ("extra", "gpu_memory_gb", "api_key", "repository", "notes")
 
 
@@ -105,6 +106,12 @@ class GeneratorConfig:
     concurrency: int = 1  # tasks in flight at once (API generators)
     api: Mapping[str, Any] = field(default_factory=dict)  # APIConfig fields (API generators)
     unavailable: str | None = None  # what it needs that this version lacks
+    frames_rounded_down: bool = False  # a reference asks for counts off the k*frame_multiple+1 grid; the pipeline makes the one below
+    omit_args: tuple[str, ...] = ()  # settings used (first-frame size, the video's fps) but not passed to the pipeline
+    scheduler_args: Mapping[str, Any] = field(default_factory=dict)  # the scheduler rebuilt from its config with these
+    generator_device: str = "cpu"  # where the seeded torch.Generator lives (a reference's cuda; cpu without a GPU)
+    presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # name -> a reference's settings (--preset)
+    preset: Mapping[str, Any] | None = None  # the preset applied: name, source, notes
     needs: Mapping[str, Any] = field(default_factory=dict)
     description: str | None = None
     path: str | None = None
@@ -122,6 +129,14 @@ class GeneratorConfig:
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: plain(getattr(self, f.name)) for f in fields(self)}
+
+
+def frames_made(cfg: GeneratorConfig, asked: int | None) -> int | None:
+    """The frames the pipeline makes when asked for ``asked``: the count itself, or for an
+    entry whose reference asks off the grid, the k * frame_multiple + 1 at or below it."""
+    if asked is None or not cfg.frames_rounded_down or cfg.frame_multiple <= 1:
+        return asked
+    return (asked - 1) // cfg.frame_multiple * cfg.frame_multiple + 1
 
 
 def check_setting_values(where: str, values: Mapping[str, Any]) -> None:
@@ -153,14 +168,15 @@ def check_settings(cfg: GeneratorConfig, settings: GenerationSettings) -> None:
                 "--negative-prompt where the provider does); its request is the catalog entry's call_args: "
                 "copy its YAML, edit call_args and pass the copy to --generator"
             )
-    if cfg.frame_multiple > 1 and settings.num_frames is not None and (settings.num_frames - 1) % cfg.frame_multiple:
+    if (cfg.frame_multiple > 1 and settings.num_frames is not None and (settings.num_frames - 1) % cfg.frame_multiple
+            and not cfg.frames_rounded_down):
         k = max(1, round((settings.num_frames - 1) / cfg.frame_multiple))
         raise ConfigError(
             f"{where}: num_frames must be k*{cfg.frame_multiple}+1 (e.g. {k * cfg.frame_multiple + 1}), got {settings.num_frames}"
         )
     for key in ("height", "width"):
         value = getattr(settings, key)
-        if value is not None and value % cfg.size_multiple:
+        if value is not None and value % cfg.size_multiple and cfg.resize != "max_area":  # max_area: only the area counts
             raise ConfigError(f"{where}: {key} must be a multiple of {cfg.size_multiple}, got {value}")
 
 

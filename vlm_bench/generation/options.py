@@ -34,6 +34,7 @@ SHARED_DESTS = (
     "vlm_overwrite", "vlm_resume", "vlm_gpus_per_worker", "vlm_progress", "vlm_progress_interval",
     "vlm_concurrency",  # for a generator: tasks in flight at once (API generators; default: the generator's)
     "vlm_base_url", "vlm_api_key_env",  # for an API generator: its provider's base URL, its key's variable
+    "vlm_preset",  # for a generator: the reference whose call arguments it sends (vmevalkit, model-card)
 )
 SHARED_OPTIONS = tuple(o for o in OPTIONS if o.dest in SHARED_DESTS)
 

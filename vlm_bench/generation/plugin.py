@@ -127,7 +127,7 @@ class GenerationSession:
 
     def __init__(self, config: pytest.Config):
         from vlm_bench.config import ConfigError, build_run_config
-        from vlm_bench.generation.catalog import resolve_generator, with_transport
+        from vlm_bench.generation.catalog import resolve_generator, with_preset, with_transport
         from vlm_bench.results import default_results_dir, run_info
         from vlm_bench.session.records import RunRecords
         from vlm_bench.session.selection import ItemSelection
@@ -135,7 +135,7 @@ class GenerationSession:
         self.config = config
         opt = config.getoption
         self.is_controller = not hasattr(config, "workerinput")
-        self.cfg: "GeneratorConfig" = resolve_generator(opt("gen_generator"))
+        self.cfg: "GeneratorConfig" = with_preset(resolve_generator(opt("gen_generator")), opt("vlm_preset"))
         if not opt("gen_outputs_dir"):
             raise ConfigError("--generator needs --outputs-dir: the experiment folder the videos go to "
                               "(VMEvalKit's data/outputs/<experiment>)")
@@ -145,7 +145,7 @@ class GenerationSession:
             raise ConfigError("--generator needs task pairs: --dataset vmevalkit --dataset-root <questions folder>")
         self.run = build_run_config(model="mock", backend="mock", datasets=datasets, dataset_roots=opt("vlm_dataset_roots") or (),
                                     limit=opt("vlm_limit"), categories=opt("vlm_categories") or (), shard=opt("vlm_shard"),
-                                    seed=opt("vlm_seed"))
+                                    seed=opt("vlm_seed") or 0)
         self.overrides = setting_overrides({dest: opt(dest) for dest in SETTING_DESTS})
         self.requested = self.cfg.settings(self.overrides)  # checked now; the dtype is settled per process
         if opt("vlm_concurrency"):
@@ -158,7 +158,7 @@ class GenerationSession:
             "generator": self.cfg.name,
             # where requests go and how many at once do not change the videos: not part of the fingerprint
             "generator_config": {k: v for k, v in self.cfg.as_dict().items()
-                                 if k not in ("path", "description", "needs", "api", "concurrency")},
+                                 if k not in ("path", "description", "needs", "api", "concurrency", "presets")},
             "settings": self.requested.as_dict(),
             "outputs_dir": str(self.outputs_dir),
             "override": bool(opt("gen_override")),

@@ -270,6 +270,7 @@ class GenerationRunner:
             "pipeline": self.cfg.pipeline,
             "settings": self.settings.as_dict(),
             "call_args": dict(self.cfg.call_args),
+            "preset": dict(self.cfg.preset) if self.cfg.preset else None,
         }
 
     # ------------------------------------------------------------ records
@@ -305,8 +306,16 @@ class GenerationRunner:
             id=task.id, dataset=task.dataset, model=self.name, backend=self.backend, quant="none",
             category=task.domain, question=task.prompt, answer=None, scorer=SCORER, truncated=False, tokens=None,
             decode=self.settings.as_dict(), categories={"domain": task.domain}, cluster=task.task_dir,
-            media=str(task.first_frame), **outcome,
+            media=str(task.first_frame), preset=self.preset_summary(), **outcome,
         )
+
+    def preset_summary(self) -> dict[str, Any] | None:
+        """The record's account of the --preset the generator ran with."""
+        if not self.cfg.preset:
+            return None
+        from vlm_bench.generation.catalog import preset_source_text
+
+        return {"name": self.cfg.preset["name"], "source": preset_source_text(self.cfg.preset["source"])}
 
     def _not_sent(self, task: GenerationTask, error: str) -> ItemRecord:
         result = GenerationResult(False, None, error, 0.0, "", self.name, "failed")

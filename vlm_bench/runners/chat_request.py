@@ -52,7 +52,7 @@ def chat_messages(media: VideoInput, prompt: str, system: str | None, frame_size
     if media.is_image:
         visuals = [("", media.frames[0])]
     else:
-        visuals = [(f"Frame{i}: ", resize_square(f, frame_size)) for i, f in enumerate(media.frames, 1)]
+        visuals = [(label, resize_square(f, frame_size)) for label, f in zip(media.labels(), media.frames)]
     if media.reference is not None:
         visuals.append(("", media.reference))
     images = [{"type": "image_url", "image_url": {"url": data_uri(img, image_format)}} for _, img in visuals]

@@ -1,9 +1,11 @@
 """Native backend: InternVL3 through Hugging Face transformers (``InternVLForConditionalGeneration``
 and ``InternVLProcessor``, the ``-hf`` checkpoints), optionally quantized with bitsandbytes.
 
-Frames come from the shared sampler; the processor only resizes and normalizes them (one
-tile per video frame, ``Frame1: <image>`` lines from its chat template), it never samples
-again. Greedy decoding unless a temperature is set.
+Frames come from the shared sampler; the processor only resizes and normalizes them, it
+never samples again. By default they go in as a video (one tile per frame, ``Frame1:
+<image>`` lines from the processor). Frames labelled otherwise (``--preset vlmevalkit``:
+``Frame-1:``) or given several tiles (``--preset lmms-eval``) go in as images after their
+labels, as InternVL's own ``chat`` receives them. Greedy decoding unless a temperature is set.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 from vlm_bench.config import ModelConfig
 from vlm_bench.registry.model_adapters.internvl3 import system_prompt
 from vlm_bench.runners.quantization import bnb_config, check_quantized
-from vlm_bench.types import DecodeConfig, Generation, VideoInput
+from vlm_bench.types import DEFAULT_FRAME_LABEL, DecodeConfig, Generation, VideoInput
 from vlm_bench.utils.cpu import choose_cpu_threads
 from vlm_bench.utils.logs import log_each_message_once
 
@@ -31,6 +33,12 @@ OOM_ADVICE = (
     "CUDA out of memory on item {item}: set `quantization: int8` in the model YAML (or pass "
     "--quant int8 / --quant int4) and/or use fewer frames (--max-frames {fewer})"
 )
+
+
+def frames_as_images(media: VideoInput) -> bool:
+    """Frames the processor's video path cannot give as asked: a label other than its
+    ``Frame1: `` or more than one tile per frame."""
+    return not media.is_image and (media.frame_label != DEFAULT_FRAME_LABEL or media.tiles > 1)
 
 
 def hf_model_id(repo: str) -> str:
@@ -136,8 +144,14 @@ class NativeEngine:
     # ------------------------------------------------------------ generation
 
     def messages(self, media: VideoInput, prompt: str, model_cfg: ModelConfig) -> list[dict[str, Any]]:
-        """One image (dynamic tiles) for a single frame, else a video (one tile per frame)."""
-        visuals = [{"type": "image"} if media.is_image else {"type": "video"}]
+        """One image (dynamic tiles) for a single frame; else a video (one tile per frame),
+        or, for frames labelled otherwise or tiled, each frame an image after its label."""
+        if media.is_image:
+            visuals: list[dict[str, Any]] = [{"type": "image"}]
+        elif frames_as_images(media):
+            visuals = [part for label in media.labels() for part in ({"type": "text", "text": label}, {"type": "image"})]
+        else:
+            visuals = [{"type": "video"}]
         if media.reference is not None:  # the prompt says what the last image is
             visuals.append({"type": "image"})
         msgs: list[dict[str, Any]] = []
@@ -159,6 +173,10 @@ class NativeEngine:
         images: list[np.ndarray] = []
         if batch[0][0].is_image:
             images = [m.frames[0] for m, _ in batch]
+        elif frames_as_images(batch[0][0]):
+            images = [frame for m, _ in batch for frame in m.frames]
+            # InternVL's dynamic_preprocess with max_num = tiles (a thumbnail after several), per frame
+            kwargs["images_kwargs"] = {"max_patches": batch[0][0].tiles, "crop_to_patches": True}
         else:
             kwargs["videos"] = [np.stack(m.frames) for m, _ in batch]
             kwargs["do_sample_frames"] = False  # the shared sampler already chose the frames
@@ -167,7 +185,7 @@ class NativeEngine:
         images += [m.reference for m, _ in batch if m.reference is not None]
         if images:
             kwargs["images"] = images
-            if cfg.vision_args.get("max_num_tiles"):
+            if cfg.vision_args.get("max_num_tiles") and "images_kwargs" not in kwargs:
                 kwargs["images_kwargs"] = {"max_patches": cfg.vision_args["max_num_tiles"]}
         if self.processor_device and "videos" in kwargs:  # the fast video processor resizes there
             kwargs["videos_kwargs"] = {**kwargs.get("videos_kwargs", {}), "device": self.processor_device}
@@ -187,7 +205,8 @@ class NativeEngine:
             raise RuntimeError("NativeEngine.generate called before load()")
         groups: dict[tuple[bool, int], list[int]] = {}
         for i, (media, _) in enumerate(batch):
-            groups.setdefault((media.is_image, len(media.frames), media.reference is not None), []).append(i)
+            shape = (media.is_image, len(media.frames), media.reference is not None, media.frame_label, media.tiles)
+            groups.setdefault(shape, []).append(i)
         results: list[Generation | None] = [None] * len(batch)
         for indices in groups.values():
             for i, gen in zip(indices, self._generate_group([batch[i] for i in indices], decode, model_cfg)):

@@ -1,5 +1,6 @@
 """Which frames to take: the index rules of the shared sampler (InternVL's model card
-``get_index`` for uniform picks, a stride, or a rate by presentation time). Pure
+``get_index`` for uniform picks, VLMEvalKit's interior points, a stride, or a rate by
+presentation time). Pure
 functions of frame counts and timestamps; no decoding."""
 
 from __future__ import annotations
@@ -30,6 +31,23 @@ def uniform_indices(
     end_idx = min(round(end * fps), num_frames - 1)
     seg_size = float(end_idx - start_idx) / num_segments
     return [int(start_idx + (seg_size / 2) + np.round(seg_size * i)) for i in range(num_segments)]
+
+
+def interior_indices(
+    num_frames: int, count: int, video_fps: float | None = None, bound: tuple[float, float] | None = None
+) -> list[int]:
+    """``count`` evenly spaced interior points, first and last frame left out:
+    ``int(i * n / (count + 1))`` for i = 1..count (VLMEvalKit's Video-MME; within
+    ``bound``, in seconds, when given)."""
+    if num_frames < 1:
+        raise ValueError("video has no frames")
+    start, end = 0, num_frames
+    if bound is not None:
+        fps = video_fps or 1.0
+        start = max(0, min(num_frames - 1, round(bound[0] * fps)))
+        end = max(start + 1, min(num_frames, round(bound[1] * fps) + 1))
+    step = (end - start) / (count + 1)
+    return [start + int(i * step) for i in range(1, count + 1)]
 
 
 def _centres(candidates: Sequence[int], k: int) -> list[int]:
@@ -118,6 +136,8 @@ def choose_indices(
 ) -> list[int]:
     if strategy == "uniform":
         return uniform_indices(num_frames, max_frames, video_fps, bound)
+    if strategy == "interior":
+        return interior_indices(num_frames, max_frames, video_fps, bound)
     if strategy == "stride":
         if not stride or stride < 1:
             raise ValueError("frame strategy 'stride' needs stride >= 1 (set --stride or video.stride)")

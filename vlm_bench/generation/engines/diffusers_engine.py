@@ -6,8 +6,9 @@ pipeline.
 The call is built from the pipeline's own signature: the first frame as ``image``, the
 task prompt where the pipeline takes one, ``num_frames`` (``frames`` for SANA), size,
 steps, guidance (``max_guidance_scale`` for SVD), the frame rate where the model is
-conditioned on it, a CPU ``torch.Generator`` seeded per task (same seed, same video),
-then the catalog entry's ``call_args``. Frames come back as arrays and are encoded to
+conditioned on it, a ``torch.Generator`` seeded per task (same seed, same video; on the
+CPU unless the entry names a reference's cuda), less the entry's ``omit_args``, then its
+``call_args``. Frames come back as arrays and are encoded to
 H.264 with PyAV.
 """
 
@@ -24,7 +25,7 @@ from typing import Any, Callable
 import numpy as np
 
 from vlm_bench.generation.base import GenerationResult, GeneratorUnavailable
-from vlm_bench.generation.config import GenerationSettings, GeneratorConfig
+from vlm_bench.generation.config import GenerationSettings, GeneratorConfig, frames_made
 
 EXTRA_HINT = "pip install 'vlm-bench[generation]'"
 # x264 output is deterministic for fixed input and options; "veryfast" encodes several times
@@ -144,6 +145,8 @@ class DiffusersGenerator:
                         f"generator {self.name!r}: its VAE ({type(vae).__name__}) has no {method}; "
                         f"drop --vae-{method.removeprefix('enable_')}"
                     ) from None
+        if self.cfg.scheduler_args:  # e.g. HunyuanVideo's flow shift
+            pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, **self.cfg.scheduler_args)
         pipe.set_progress_bar_config(disable=True)
         self._params = dict(inspect.signature(pipe.__call__).parameters)
         takes_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in self._params.values())
@@ -181,7 +184,7 @@ class DiffusersGenerator:
             area = height * width
             height = max(m, round(math.sqrt(area * aspect)) // m * m)
             width = max(m, round(math.sqrt(area / aspect)) // m * m)
-        if height and width and image.size != (width, height):
+        if self.cfg.resize != "none" and height and width and image.size != (width, height):
             image = image.resize((width, height), Image.Resampling.LANCZOS)
         return image, height, width
 
@@ -207,9 +210,18 @@ class DiffusersGenerator:
             for name in ("fps", "frame_rate"):  # models conditioned on the frame rate
                 if name in params:
                     kwargs[name] = int(s.fps) if name == "fps" else s.fps
-        kwargs["generator"] = torch.Generator(device="cpu").manual_seed(s.seed)
+        kwargs["generator"] = torch.Generator(device=self.generator_device()).manual_seed(s.seed)
+        for name in self.cfg.omit_args:  # the reference leaves these to the pipeline's defaults
+            kwargs.pop(name, None)
         kwargs.update(self.cfg.call_args)
         return kwargs
+
+    def generator_device(self) -> str:
+        """Where the seeded generator lives: the entry's device (a reference's ``cuda``:
+        the same seed gives its noise only there), the CPU when there is no GPU."""
+        import torch
+
+        return "cuda" if self.cfg.generator_device == "cuda" and torch.cuda.is_available() else "cpu"
 
     def frames(self, kwargs: dict[str, Any]) -> np.ndarray:
         """The pipeline call alone, as uint8 frames (T, H, W, 3)."""
@@ -241,7 +253,7 @@ class DiffusersGenerator:
         try:
             image, height, width = self.prepare_image(image_path)
             kwargs = self.call_kwargs(text_prompt, image, height, width)
-            asked = {"num_frames": self.settings.num_frames, "height": height, "width": width}
+            asked = {"num_frames": frames_made(self.cfg, self.settings.num_frames), "height": height, "width": width}
             call_started = time.perf_counter()
             video = self.frames(kwargs)
             pipeline_seconds = time.perf_counter() - call_started
