@@ -234,7 +234,8 @@ def test_session_writes_vmevalkit_tree_that_grading_reads(gen_suite, tmp_path):
         (run_dir,) = [p for p in (out / "tiny-ltx-video" / "test_task" / task_id).iterdir() if not p.name.startswith(".")]
         assert run_dir.name.startswith(f"tiny-ltx-video_{task_id}_")
         meta = json.loads((run_dir / "metadata.json").read_text())
-        assert list(meta) == ["inference", "input", "output", "paths", "question_data", "generation"]
+        assert list(meta) == ["inference", "input", "output", "paths", "question_data", "generation", "rules"]
+        assert meta["rules"]["judgeable"] is True and 0.0 <= meta["rules"]["overall"] <= 1.0
         assert list(meta["inference"]) == ["run_id", "model", "timestamp", "status", "duration_seconds", "error"]
         assert list(meta["input"]) == ["prompt", "image_path", "question_id", "task_category"]
         assert list(meta["output"]) == ["video_path", "generation_id", "video_url"]
@@ -255,7 +256,9 @@ def test_session_writes_vmevalkit_tree_that_grading_reads(gen_suite, tmp_path):
     dataset = write_judge_dataset(tmp_path / "judge.yaml", out, FIXTURES / "vmevalkit")
     assert yaml.safe_load(dataset.read_text())["format"] == "vmevalkit-outputs"
     run = build_run_config(model="mock", datasets=[str(dataset)])
-    samples = [s for s in load_samples(run.datasets[0]) if s.meta["generator"] == "tiny-ltx-video"]
+    every = [s for s in load_samples(run.datasets[0]) if s.meta["generator"] == "tiny-ltx-video"]
+    assert sorted(s.meta["check"] for s in every) == ["goal"] * 5 + ["rules"] * 5  # a judge question and a rule verdict per video
+    samples = [s for s in every if s.meta["check"] == "goal"]
     assert sorted(s.meta["task_id"] for s in samples) == [t.split("/")[1] for t in TASK_IDS]
     assert all(Path(s.video).name == "video.mp4" and s.meta["run_metadata"]["inference"]["status"] == "success" for s in samples)
 
@@ -449,7 +452,7 @@ def test_kill_9_mid_run_then_generate_and_judge_in_one_command(tmp_path, capsys,
     records = read_jsonl(tmp_path / "res" / "items.jsonl")
     assert sum(r["meta"]["reused"] for r in records) == len(done_before) and all(r["passed"] for r in records)
     judged = read_jsonl(tmp_path / "res" / "judge" / "items.jsonl")
-    generated = [r for r in judged if r["meta"]["generator"] == "tiny-ltx-video"]
+    generated = [r for r in judged if r["meta"]["generator"] == "tiny-ltx-video" and r["meta"]["check"] != "rules"]
     assert sorted(r["meta"]["task_id"] for r in generated) == sorted(after)  # one goal check per fresh video
     assert all(r["model"] == "tiny_internvl3" and r["backend"] == "native" and r["error"] is None for r in judged)
     assert {r["meta"]["generator"] for r in judged} == {"tiny-ltx-video", "control:ground_truth", "control:static"}

@@ -59,11 +59,12 @@ def test_items_per_check_with_controls(vmevalkit_data):
     samples = load_samples(run.datasets[0])
     ids = [s.id for s in samples]
     # copy-gt: goal for 2 tasks + 1 QA (the latest test_0003 run only); still-frame: 5 goal + 1 QA;
-    # controls: ground truth 2 goal + 1 QA, static first frame 5 goal
-    assert len(samples) == 17
+    # controls: ground truth 2 goal + 1 QA, static first frame 5 goal; and rule scores for each of the 14 videos
+    assert len([s for s in samples if s.scorer != "rules"]) == 17
+    assert sum(s.scorer == "rules" for s in samples) == 14
     assert "copy-gt/test/test_0003/copy-gt_test_0003_20250103_143025/goal" in ids
     assert not any("20250101" in i for i in ids)
-    assert sum(i.startswith("control:static/") for i in ids) == 5
+    assert sum(i.startswith("control:static/") and i.endswith("/goal") for i in ids) == 5
     goal = next(s for s in samples if s.id == "still-frame/test/test_0001/goal")
     assert goal.reference.endswith("test_0001/final_frame.png") and goal.answer == "yes" and goal.scorer == "yesno"
     assert "Complete this sliding puzzle" in goal.question and "Answer yes or no." in goal.question
@@ -72,7 +73,7 @@ def test_items_per_check_with_controls(vmevalkit_data):
     qa = next(s for s in samples if s.id.startswith("control:ground_truth/test/test_0003/qa0"))
     assert (qa.answer, qa.scorer, qa.scorer_args) == ("180", "numeric", {"abs_tol": 20})
     all_runs = build_run_config(model="mock", datasets=["vmevalkit_outputs"], dataset_roots=[str(vmevalkit_data)], all_runs=True)
-    assert len(load_samples(all_runs.datasets[0])) == 19
+    assert len([s for s in load_samples(all_runs.datasets[0]) if s.scorer != "rules"]) == 19
 
 
 def test_mock_judge_controls_flags_and_output_tree(pytester, vmevalkit_data):
@@ -87,7 +88,7 @@ def test_mock_judge_controls_flags_and_output_tree(pytester, vmevalkit_data):
     model = judge_yaml(pytester.path / "judge.yaml", **say)
     pytester.makepyfile(test_graded_items=EVAL_TEST)
     out = pytester.path / "out"
-    result = pytester.runpytest_inprocess(*QUIET, "--dataset", "vmevalkit_outputs", "--dataset-root", str(vmevalkit_data),
+    result = pytester.runpytest_inprocess(*QUIET, "--dataset", "vmevalkit_outputs", "--dataset-root", str(vmevalkit_data), "--score", "judge",
                                           "--model", model, "--results-dir", str(out))
     result.assert_outcomes(passed=11, failed=6)  # the still-frame model fails all 6 of its checks
     summary = json.loads((out / "summary.json").read_text())["vmevalkit"]
@@ -126,7 +127,7 @@ def test_uncalibrated_judge_is_visible(pytester, vmevalkit_data):
     model = judge_yaml(pytester.path / "yes.yaml")
     (pytester.path / "yes.yaml").write_text("family: mock\ndefault_response: 'yes'\n")
     out = pytester.path / "out"
-    pytester.runpytest_inprocess(*QUIET, "--dataset", "vmevalkit_outputs", "--dataset-root", str(vmevalkit_data),
+    pytester.runpytest_inprocess(*QUIET, "--dataset", "vmevalkit_outputs", "--dataset-root", str(vmevalkit_data), "--score", "judge",
                                  "--model", model, "--results-dir", str(out))
     summary = json.loads((out / "summary.json").read_text())["vmevalkit"]
     assert summary["controls"]["control:static"]["judge_accuracy"] == 0.0
@@ -142,7 +143,7 @@ def test_static_control_counts_only_a_yes_and_unparseable_answers_show(pytester,
     model = pytester.path / "vague.yaml"
     model.write_text("family: mock\ndefault_response: 'It is hard to tell from these frames.'\n")
     out = pytester.path / "out"
-    result = pytester.runpytest_inprocess(*QUIET, "--dataset", "vmevalkit_outputs", "--dataset-root", str(vmevalkit_data),
+    result = pytester.runpytest_inprocess(*QUIET, "--dataset", "vmevalkit_outputs", "--dataset-root", str(vmevalkit_data), "--score", "judge",
                                           "--model", str(model), "--results-dir", str(out))
     summary = json.loads((out / "summary.json").read_text())["vmevalkit"]
     static = summary["static_video_goal_pass_rate"]
@@ -160,7 +161,7 @@ def test_tiny_native_judge_runs_every_check(pytester, vmevalkit_data):
     pytest.importorskip("torch")
     pytester.makepyfile(test_graded_items=EVAL_TEST)
     out = pytester.path / "out"
-    result = pytester.runpytest_inprocess(*QUIET, "--dataset", "vmevalkit_outputs", "--dataset-root", str(vmevalkit_data),
+    result = pytester.runpytest_inprocess(*QUIET, "--dataset", "vmevalkit_outputs", "--dataset-root", str(vmevalkit_data), "--score", "judge",
                                           "--model", "tiny-internvl3", "--max-new-tokens", "4", "--max-frames", "4",
                                           "--results-dir", str(out))
     outcomes = result.parseoutcomes()

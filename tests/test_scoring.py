@@ -84,13 +84,18 @@ def test_numeric_tolerance_and_last_number():
     assert score_prediction("numeric", "99", "100", args={"rel_tol": 0.02}).passed
 
 
-@pytest.mark.parametrize("name", sorted(SCORERS))
+@pytest.mark.parametrize("name", sorted(set(SCORERS) - {"rules"}))  # rules measure a video, not a response
 @pytest.mark.parametrize("empty", ["", "  \n", None])
 def test_empty_prediction_never_passes(name, empty):
     # Even when the reference itself would "match" emptiness in a naive scorer.
-    answer = {"mc": "A", "numeric": "0", "yesno": "no"}.get(name, "x")
+    answer = {"mc": "A", "numeric": "0", "yesno": "no", "rating": "1"}.get(name, "x")
     score = score_prediction(name, empty, answer, OPTIONS)
     assert not score.passed and score.value == 0.0
+
+
+def test_the_rules_scorer_reads_no_response():
+    with pytest.raises(ValueError, match="scores a video, not a response"):
+        score_prediction("rules", "pass", "pass")
 
 
 def test_check_scorer_rejects_bad_specs():

@@ -592,4 +592,5 @@ def test_api_videos_flow_into_the_judge_like_open_source_ones(server, tmp_path, 
     row = json.loads((tmp_path / "res" / "generation_table.json").read_text())["generators"]["openai-sora-2"]
     assert (row["tasks"], row["generated"], row["goal"]["scored"], row["goal"]["passed"]) == (5, 5, 5, 5)
     judged = read_jsonl(tmp_path / "res" / "judge" / "items.jsonl")
-    assert sum(r["meta"]["generator"] == "openai-sora-2" for r in judged) == 5
+    mine = [r["meta"]["check"] for r in judged if r["meta"]["generator"] == "openai-sora-2"]
+    assert sorted(mine) == ["goal"] * 5 + ["rules"] * 5  # the judge's question and the rule verdict per video

@@ -10,6 +10,7 @@
     vlm-bench datasets
     vlm-bench generate --generator svd --dataset vmevalkit --dataset-root questions --outputs-dir outputs/exp1 [--judge internvl3_38b]
     vlm-bench generators
+    vlm-bench labelled-set QUESTIONS OUT [--look held-out]
 """
 
 from __future__ import annotations
@@ -246,6 +247,7 @@ COMMANDS = {
     "compare": cmd_compare,
     "generate": lambda args: generation_cli.cmd_generate(args, CHECKOUT_EVALS),
     "generators": lambda args: generation_cli.cmd_generators(),
+    "labelled-set": generation_cli.cmd_labelled_set,
     "models": lambda args: cmd_models(),
     "datasets": lambda args: cmd_datasets(),
 }

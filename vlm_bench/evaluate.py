@@ -25,6 +25,7 @@ from vlm_bench.answer_judge import AnswerJudge, score_with_judge
 from vlm_bench.scoring import SCORER_VERSION
 from vlm_bench.types import DecodeConfig, Generation, ItemRecord, Sample, VideoConfig, VideoInput
 from vlm_bench.utils.readers import FrameBudgetError, MediaError
+from vlm_bench.graded_videos import answered_with_cache, judge_response_cache, rules_record
 
 
 def describe_error(exc: Exception, sample: Sample, stage: str = "engine") -> str:
@@ -63,6 +64,7 @@ class Evaluator:
         self._requests: ThreadPoolExecutor | None = None
         self.deadline = Deadline(run.item_timeout_s) if run.item_timeout_s else None
         self.judge = AnswerJudge(run.judge, seed=run.seed) if run.judge else None
+        self.responses = judge_response_cache(run)
         cache = None
         if run.frame_cache:
             try:
@@ -201,6 +203,9 @@ class Evaluator:
             if sample.load_error is not None or sample.missing_media is not None:
                 records[sample.uid] = self._record(sample, None, None, decode, sample.load_error)
                 continue
+            if sample.scorer == "rules":  # measured on the video: no engine
+                records[sample.uid] = rules_record(self.run, sample, decode)
+                continue
             if self.load_error is not None:
                 records[sample.uid] = self._record(sample, None, None, decode, self.load_error)
                 continue
@@ -220,9 +225,9 @@ class Evaluator:
                       "prompt_ms": (time.perf_counter() - started) * 1000}
             ready.append(Ready(sample, media, prompt, decode, timing))
         size = max(1, self.run.model.batch_size)
-        groups: dict[tuple[DecodeConfig, str], list[Ready]] = {}
+        groups: dict[tuple[DecodeConfig, str, str | None], list[Ready]] = {}
         for entry in ready:
-            groups.setdefault((entry.decode, entry.sample.dataset), []).append(entry)
+            groups.setdefault((entry.decode, entry.sample.dataset, entry.sample.system_prompt), []).append(entry)
         for group in groups.values():
             for start in range(0, len(group), size):
                 chunk = group[start : start + size]
@@ -240,24 +245,26 @@ class Evaluator:
 
     def presented(self, media: VideoInput) -> VideoInput:
         """The frames with the label and tiles the dataset's --preset recipe asks for."""
-        dataset = self.datasets.get(media.dataset)
-        if dataset is None or (dataset.frame_label is None and not dataset.tiles):
-            return media
-        return replace(media, frame_label=dataset.frame_label or media.frame_label,
-                       tiles=tiles_for(dataset.tiles, len(media.frames)))
+        return presented(media, self.datasets.get(media.dataset))
 
     def _generate(self, chunk: Sequence[Ready]) -> list[ItemRecord]:
+        if self.responses is not None:  # graded videos: answers already given are not asked again
+            return answered_with_cache(self.responses, chunk, self._generate_now, self._record)
+        return self._generate_now(chunk)
+
+    def _generate_now(self, chunk: Sequence[Ready]) -> list[ItemRecord]:
         decode = chunk[0].decode
         started = time.perf_counter()
+        model_cfg = self.model_config(chunk[0].sample.dataset)
+        if chunk[0].sample.system_prompt is not None:  # a judge protocol's own system message
+            model_cfg = replace(model_cfg, system_prompt=chunk[0].sample.system_prompt)
         try:
-            gens = self.adapter.generate(
-                [(r.sample, r.media, r.prompt) for r in chunk], decode, self.model_config(chunk[0].sample.dataset)
-            )
+            gens = self.adapter.generate([(r.sample, r.media, r.prompt) for r in chunk], decode, model_cfg)
         except ServerUnavailable:
             raise
         except Exception as exc:
             if len(chunk) > 1:  # find the item that fails; the others still get answers
-                return [record for one in chunk for record in self._generate([one])]
+                return [record for one in chunk for record in self._generate_now([one])]
             r = chunk[0]
             return [self._record(r.sample, r.media, None, decode, describe_error(exc, r.sample), r.prompt, r.timing)]
         elapsed_ms = (time.perf_counter() - started) * 1000
@@ -367,6 +374,12 @@ def item_record(
         judge=judged,
         preset=preset_of(run, sample.dataset),
     )
+
+
+def presented(media: VideoInput, dataset) -> VideoInput:
+    if dataset is None or (dataset.frame_label is None and not dataset.tiles):
+        return media
+    return replace(media, frame_label=dataset.frame_label or media.frame_label, tiles=tiles_for(dataset.tiles, len(media.frames)))
 
 
 def preset_of(run: RunConfig, dataset: str) -> dict[str, Any] | None:

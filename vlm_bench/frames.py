@@ -85,6 +85,7 @@ def media_input(sample: Sample, frames: tuple[np.ndarray, ...], selection: Frame
         source=sample.media_path,
         dataset=sample.dataset,
         reference=reference_image(sample),
+        frame_labels=sample.frame_labels,
     )
 
 

@@ -86,6 +86,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("--dataset", "vlm_datasets", "JSONL file, dataset YAML or catalog name; repeat for several", {"action": "append"}),
     Option("--dataset-root", "vlm_dataset_roots", "data folder of a benchmark-format dataset (Video-MME, MVBench, NExT-QA, VMEvalKit); NAME=PATH for one of several", {"action": "append"}),
     Option("--questions-root", "vlm_questions_root", "VMEvalKit outputs (vmevalkit_outputs): the questions tree the videos were made from (VMEvalKit's data/questions; default: ../../questions from the outputs folder, else each run's own question/ copy)"),
+    Option("--score", "vlm_score", "generated videos: rules (rule scores: final-frame accuracy, first-frame consistency, smoothness, quality; no model), judge (the judge model's checks) or both (grading's default); a generation run computes rule scores unless none (docs/grading.md)", {"choices": ("rules", "judge", "both", "none")}),
+    Option("--judge-protocol", "vlm_judge_protocol", "generated videos: how the judge model grades: question (vlm-bench's goal question and the task's questions; default) or vmevalkit (VMEvalKit's own: first, expected final and last frame, a 1-5 rating, 4-5 a pass)", {"choices": ("question", "vmevalkit")}),
     Option("--preset", "vlm_preset", "send exactly what a reference sent, by name: for video QA internvl, vlmevalkit or lmms-eval (prompts, frame rules and counts, labels; configs/presets), for a generator vmevalkit or model-card (its call arguments); records name it and its source (docs/datasets.md#presets)"),
     Option("--limit", "vlm_limit", "keep N items per dataset, spread evenly over it (deterministic)", {"type": positive_int}),
     Option("--categories", "vlm_categories", "keep items in these categories (comma-separated; a value of any dimension, or dim=value)", {"type": comma_list}),
@@ -129,7 +131,7 @@ METAVARS = {
     "--frame-memory-gb": "GB", "--prefetch": "N", "--progress-interval": "SECONDS", "--min-pass-rate": "RATE",
     "--generator": "NAME_OR_PATH", "--outputs-dir": "DIR", "--num-frames": "N", "--video-fps": "FPS", "--height": "PX",
     "--width": "PX", "--steps": "N", "--guidance-scale": "X", "--negative-prompt": "TEXT", "--max-generations": "N",
-    "--upload-to": "S3_URL", "--preset": "NAME",
+    "--upload-to": "S3_URL", "--preset": "NAME", "--score": "WHAT", "--judge-protocol": "NAME",
 }
 
 

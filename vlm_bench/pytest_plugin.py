@@ -151,6 +151,7 @@ def run_config_from_pytest(config: pytest.Config) -> RunConfig:
         all_runs=opt("vlm_all_runs"),
         questions_root=opt("vlm_questions_root"),
         preset=opt("vlm_preset"),
+        grading={"score": opt("vlm_score"), "protocol": opt("vlm_judge_protocol")},
         frame_cache=opt("vlm_frame_cache"),
         frame_cache_gb=opt("vlm_frame_cache_gb"),
         prefetch=opt("vlm_prefetch"),

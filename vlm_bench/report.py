@@ -134,9 +134,11 @@ def thumbnails(record: Mapping[str, Any], max_frames: int = 8) -> bytes | None:
 
 
 def _read(media: str, reader: str | None, indices: list[int]) -> list[np.ndarray]:
-    if reader == "image":
+    if reader == "image":  # image files, or a video's last frame ("<video>#last-frame")
+        from vlm_bench.utils.video import read_image_frames
+
         paths = [p.strip() for p in media.split(", ")]
-        return [cv2.cvtColor(cv2.imread(paths[i]), cv2.COLOR_BGR2RGB) for i in indices]
+        return read_image_frames([paths[i] for i in indices], len(indices))[0]
     if reader == "image-folder":
         files = sorted(f for f in os.listdir(media) if f.lower().endswith(IMAGE_SUFFIXES))
         return [cv2.cvtColor(cv2.imread(os.path.join(media, files[i])), cv2.COLOR_BGR2RGB) for i in indices]

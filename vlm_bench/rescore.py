@@ -70,7 +70,8 @@ def rescore(run: str | Path, out: str | Path | None = None, *, judge: AnswerJudg
         raise RescoreError(f"--out {out} is the run itself: a rescore writes a run of its own beside it, never over it")
     old_summary = _read_summary(run)
     records = read_records(run / ITEMS_FILE)
-    without = [r for r in records if r.get("raw_response") is None and r.get("prediction") is not None]
+    without = [r for r in records if r.get("raw_response") is None and r.get("prediction") is not None
+               and r.get("scorer") != "rules"]
     if without:
         raise RescoreError(
             f"cannot rescore {run}: {len(without)} of its {len(records)} records have no raw_response (recorded before "
@@ -112,6 +113,8 @@ def _read_summary(run: Path) -> dict[str, Any]:
 def _rescored(record: Mapping[str, Any], options: Mapping[str, list[str]], judge: AnswerJudge | None) -> dict[str, Any]:
     """The record under today's rules (errored, unanswered and never-asked items as they were)."""
     if record.get("error") is not None or record.get("answer") is None or record.get("missing_media"):
+        return dict(record)
+    if record.get("scorer") == "rules":  # measured on the video, not read from an answer: as recorded
         return dict(record)
     prediction = record.get("prediction")
     if prediction is None:  # the scored text is the raw answer, cut at the stop strings and stripped

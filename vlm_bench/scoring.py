@@ -21,6 +21,7 @@ from vlm_bench.answers import (  # noqa: F401  (re-exported: the scorers' extrac
     normalize_text,
     option_letters,
 )
+from vlm_bench.answers.rating import extract_rating
 from vlm_bench.types import Score
 
 # Which extraction rules made a score: in every record and manifest, so a number can be
@@ -86,6 +87,20 @@ def score_yesno(prediction: str, answer: str, options: Sequence[str] = ()) -> Sc
     return Score("yesno", float(ok), ok, got)
 
 
+def score_rating(prediction: str, answer: str, options: Sequence[str] = (), scale: int = 5) -> Score:
+    """A judge's rating on a 1-to-``scale`` scale; ``answer`` is the lowest passing rating
+    (VMEvalKit: 4 of 5)."""
+    want = int(answer)
+    got = extract_rating(prediction, scale)
+    ok = got is not None and got >= want
+    return Score("rating", float(ok), ok, None if got is None else str(got))
+
+
+def score_rules(prediction: str, answer: str, options: Sequence[str] = ()) -> Score:
+    """Rule scores are measured on the video, not read from a response (video_rules)."""
+    raise ValueError("the rules scorer scores a video, not a response: its records are made by vlm_bench.video_rules")
+
+
 # ---------------------------------------------------------------- registry
 
 SCORERS: Mapping[str, Callable[..., Score]] = {
@@ -95,12 +110,15 @@ SCORERS: Mapping[str, Callable[..., Score]] = {
     "contains": score_contains,
     "numeric": score_numeric,
     "yesno": score_yesno,
+    "rating": score_rating,
+    "rules": score_rules,
 }
 SCORER_ARGS: Mapping[str, tuple[str, ...]] = {
     "numeric": ("abs_tol", "rel_tol"),
     "exact": ("alternatives",),
     "normalized": ("alternatives",),
     "contains": ("alternatives",),
+    "rating": ("scale",),
 }
 
 
@@ -129,6 +147,8 @@ def check_scorer(name: str, args: Mapping[str, Any], answer: str | None, options
         raise ValueError(f"numeric scorer: answer {answer!r} holds no number")
     elif name == "yesno" and normalize_text(answer) not in ("yes", "no"):
         raise ValueError(f"yesno scorer: answer {answer!r} is neither yes nor no")
+    elif name == "rating" and not (str(answer).isdigit() and 1 <= int(answer) <= int(args.get("scale", 5))):
+        raise ValueError(f"rating scorer: answer {answer!r} must be the lowest passing rating, 1 to {args.get('scale', 5)}")
 
 
 def score_prediction(

@@ -99,6 +99,8 @@ class Sample:
     frame_fps: float | None = None  # the frame rate of a folder of frames (their files carry none)
     subtitles: str | None = None  # an .srt file whose lines at the sampled frames join the prompt
     reference: str | None = None  # an image shown after the frames (e.g. a task's goal state)
+    frame_labels: tuple[str, ...] | None = None  # the text before each frame, when a protocol words them itself
+    system_prompt: str | None = None  # a protocol's own system message, instead of the model's
     meta: Mapping[str, Any] = field(default_factory=_no_mapping)  # format-specific data carried to the record
     # A published benchmark's item whose video the download lacks: reported as missing
     # media, left out of the pass rate, never sent to the model.
@@ -157,6 +159,7 @@ class VideoInput:
     reference: np.ndarray | None = None  # an image after the frames, labelled in the prompt
     frame_label: str = DEFAULT_FRAME_LABEL  # the text before each frame; {index} counts from 1
     tiles: int = 1  # tiles per frame at most (InternVL's dynamic tiling; 1: the frame squashed to one tile)
+    frame_labels: tuple[str, ...] | None = None  # each frame's own text before it (a judge protocol's)
 
     @property
     def is_image(self) -> bool:
@@ -165,6 +168,8 @@ class VideoInput:
 
     def labels(self) -> list[str]:
         """The text before each frame, in order ("Frame1: ", "Frame2: ", ...)."""
+        if self.frame_labels is not None:
+            return list(self.frame_labels)
         return [self.frame_label.format(index=i) for i in range(1, len(self.frames) + 1)]
 
     def timestamps(self) -> list[float] | None:

@@ -192,6 +192,7 @@ def build_run_config(
     judge: Mapping[str, Any] | None = None,
     questions_root: str | None = None,
     preset: str | None = None,
+    grading: Mapping[str, Any] | None = None,
 ) -> RunConfig:
     model_cfg = resolve_model(model)
     native = {k: v for k, v in (model_overrides or {}).items() if v is not None}
@@ -232,6 +233,11 @@ def build_run_config(
             cfg = cfg.with_root(root)
         if all_runs and cfg.format == "vmevalkit-outputs":
             cfg = replace(cfg, source=dict(cfg.source, all_runs=True))
+        given = {k: v for k, v in (grading or {}).items() if v is not None}
+        if given and cfg.format == "vmevalkit-outputs":  # --score, --judge-protocol
+            if given.get("score") == "none":
+                raise ConfigError("--score none is for generation runs; grading takes rules, judge or both")
+            cfg = replace(cfg, source=dict(cfg.source, **given))
         if questions_root and cfg.format == "vmevalkit-outputs":
             tree = Path(questions_root).expanduser().resolve()
             if not tree.is_dir():

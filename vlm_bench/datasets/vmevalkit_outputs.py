@@ -2,8 +2,10 @@
 
 The root is an experiment folder of VMEvalKit's outputs, in either layout:
 
-    <root>/<model>/<domain>_task/<task_id>/<run_id>/video/*.mp4   (older, with metadata.json)
+    <root>/<model>/<domain>_task/<task_id>/<run_id>/video/*.mp4   (older, with metadata.json;
+                                                                   VBVR-InferKit's docs describe it too)
     <root>/<model>/<domain>_task/<task_id>/video/video.mp4        (newer)
+    <root>/<model>/<domain>_task/<task_id>.mp4                    (VBVR-InferKit's runner)
 
 and ``source.questions`` points at the questions tree the videos were made from
 (``<domain>_task/<task_id>/`` with ``prompt.txt``, ``first_frame.png``, ``final_frame.png``,
@@ -23,6 +25,7 @@ unless ``source.all_runs`` (``--all-runs``).
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -31,8 +34,11 @@ from vlm_bench.datasets.common import DatasetError, check_source_keys, source_se
 from vlm_bench.datasets.vmevalkit import read_metadata
 from vlm_bench.scoring import check_scorer
 from vlm_bench.types import Sample
+from vlm_bench.utils.video import LAST_FRAME
 
-SOURCE_KEYS = ("questions", "controls", "all_runs", "static_frames")
+SOURCE_KEYS = ("questions", "controls", "all_runs", "static_frames", "score", "protocol", "cache")
+SCORE_MODES = ("both", "rules", "judge")  # rule scores (no model), the judge model's checks, or both
+PROTOCOLS = ("question", "vmevalkit")  # the judge asks vlm-bench's goal question, or rates as VMEvalKit's judge
 GROUND_TRUTH, STATIC = "control:ground_truth", "control:static"
 CONTROL_FOLDERS = {GROUND_TRUTH: "control-ground_truth", STATIC: "control-static"}
 RESERVED_NAMES = frozenset(CONTROL_FOLDERS) | frozenset(CONTROL_FOLDERS.values())
@@ -51,6 +57,12 @@ def load_vmevalkit_outputs(dataset: DatasetConfig) -> list[Sample]:
     check_source_keys(dataset.name, src, SOURCE_KEYS)
     root = dataset.media_root
     questions = (root / source_setting(src, "questions", "../../questions")).resolve()
+    score = str(source_setting(src, "score", "both"))
+    protocol = str(source_setting(src, "protocol", "question"))
+    if score not in SCORE_MODES or protocol not in PROTOCOLS:
+        raise DatasetError(f"dataset {dataset.name!r}: score must be one of {', '.join(SCORE_MODES)} and protocol one of "
+                           f"{', '.join(PROTOCOLS)} (--score, --judge-protocol); got {score!r}, {protocol!r}")
+    how = Checks(rules=score in ("both", "rules"), judge=score in ("both", "judge"), protocol=protocol)
     # Without the questions tree, each run's own question/ copy (vlm-bench generate writes
     # one into every run) stands in for it; only a task with neither is an error.
     samples: list[Sample] = []
@@ -62,12 +74,17 @@ def load_vmevalkit_outputs(dataset: DatasetConfig) -> list[Sample]:
                 f"controls ({', '.join(sorted(RESERVED_NAMES))}); rename the folder"
             )
         for task_dir in sorted(model_dir.glob("*_task/*")):
+            if task_dir.suffix.lower() == ".mp4" and task_dir.is_file():  # VBVR-InferKit: <domain>_task/<task_id>.mp4
+                samples += flat_video(dataset, questions, model_dir.name, task_dir, how, tasks_seen)
+                continue
             if not task_dir.is_dir():
                 continue
             domain, task_id = task_dir.parent.name.removesuffix("_task"), task_dir.name
             question_dir = questions / task_dir.parent.name / task_id
             if not question_dir.is_dir():
-                fallback = [r / "question" for r in sorted(task_dir.iterdir()) if (r / "question" / "prompt.txt").is_file()]
+                # the newer layout keeps it beside video/, the older one in each run folder
+                fallback = [q for q in [task_dir / "question", *(r / "question" for r in sorted(task_dir.iterdir()))]
+                            if (q / "prompt.txt").is_file()]
                 if not fallback:
                     where = f"no task folder {question_dir} in the questions tree" if questions.is_dir() else \
                         f"the questions tree {questions} does not exist"
@@ -80,7 +97,7 @@ def load_vmevalkit_outputs(dataset: DatasetConfig) -> list[Sample]:
             for run_id, video, run_meta in runs_of(task_dir, all_runs=bool(src.get("all_runs"))):
                 info = {"generator": model_dir.name, "domain": domain, "task_id": task_id, "run_id": run_id,
                         "video_path": str(video), "question_dir": str(question_dir), "run_metadata": run_meta}
-                samples += checks(dataset, question_dir, model_dir.name, str(video), info, goal_answer="yes", qa=True)
+                samples += checks(dataset, question_dir, model_dir.name, str(video), info, how, goal_answer="yes", qa=True)
     if src.get("controls", True):
         static_frames = int(source_setting(src, "static_frames", 16))
         for (domain, task_id), question_dir in sorted(tasks_seen.items()):
@@ -88,11 +105,26 @@ def load_vmevalkit_outputs(dataset: DatasetConfig) -> list[Sample]:
             gt = question_dir / "ground_truth.mp4"
             if gt.is_file():
                 samples += checks(dataset, question_dir, GROUND_TRUTH, str(gt),
-                                  dict(base, generator=GROUND_TRUTH, video_path=str(gt)), goal_answer="yes", qa=True)
+                                  dict(base, generator=GROUND_TRUTH, video_path=str(gt)), how, goal_answer="yes", qa=True)
             first = str(question_dir / "first_frame.png")
             samples += checks(dataset, question_dir, STATIC, (first,) * static_frames,
-                              dict(base, generator=STATIC, video_path=None), goal_answer="no", qa=False)
+                              dict(base, generator=STATIC, video_path=None), how, goal_answer="no", qa=False)
     return samples
+
+
+def flat_video(dataset: DatasetConfig, questions: Path, generator: str, video: Path, how: "Checks",
+               tasks_seen: dict[tuple[str, str], Path]) -> list[Sample]:
+    """A video in VBVR-InferKit's layout, ``<generator>/<domain>_task/<task_id>.mp4``: one
+    video per task and no question copy beside it, so the questions tree must hold the task."""
+    domain, task_id = video.parent.name.removesuffix("_task"), video.stem
+    question_dir = questions / video.parent.name / task_id
+    if not (question_dir / "prompt.txt").is_file():
+        raise DatasetError(f"{video}: no question for this task in {questions} (VBVR-InferKit's layout keeps no question "
+                           "copy beside the video); give the tree with --questions-root PATH")
+    tasks_seen[(domain, task_id)] = question_dir
+    info = {"generator": generator, "domain": domain, "task_id": task_id, "run_id": None, "video_path": str(video),
+            "question_dir": str(question_dir), "run_metadata": None}
+    return checks(dataset, question_dir, generator, str(video), info, how, goal_answer="yes", qa=True)
 
 
 def runs_of(task_dir: Path, all_runs: bool) -> list[tuple[str | None, Path, Mapping[str, Any] | None]]:
@@ -119,12 +151,22 @@ def runs_of(task_dir: Path, all_runs: bool) -> list[tuple[str | None, Path, Mapp
     return [(name, video, meta) for _, name, video, meta in chosen]
 
 
+@dataclass(frozen=True)
+class Checks:
+    """Which checks each video gets: rule scores, the judge's, and the judge's protocol."""
+
+    rules: bool = True
+    judge: bool = True
+    protocol: str = "question"
+
+
 def checks(
     dataset: DatasetConfig,
     question_dir: Path,
     generator: str,
     media: str | tuple[str, ...],
     info: Mapping[str, Any],
+    how: Checks,
     goal_answer: str,
     qa: bool,
 ) -> list[Sample]:
@@ -138,6 +180,23 @@ def checks(
     common = dict(dataset=dataset.name, category=generator, cluster=str(media if isinstance(media, str) else prefix), **media_kw)
     out = []
     final = question_dir / "final_frame.png"
+    if how.rules:
+        out.append(Sample(
+            id=f"{prefix}/rules",
+            question="rule scores: final-frame accuracy, first-frame consistency, temporal smoothness, visual quality",
+            answer="pass" if goal_answer == "yes" else "fail",
+            scorer="rules",
+            categories={"generator": generator, "domain": info["domain"], "check": "rules"},
+            meta=dict(info, kind=KIND, check="rules", prompt=prompt, question_data=dict(metadata)),
+            source=str(question_dir),
+            **common,
+        ))
+    if not how.judge:
+        return out
+    if how.protocol == "vmevalkit":
+        if final.is_file() and generator != STATIC:
+            out.append(vmevalkit_rating(dataset, question_dir, generator, str(media), info, prefix, common, metadata))
+        return out
     if final.is_file():
         out.append(Sample(
             id=f"{prefix}/goal",
@@ -173,3 +232,33 @@ def checks(
             **common,
         ))
     return out
+
+
+def vmevalkit_rating(dataset: DatasetConfig, question_dir: Path, generator: str, video: str, info: Mapping[str, Any],
+                     prefix: str, common: Mapping[str, Any], metadata: Mapping[str, Any]) -> Sample:
+    """VMEvalKit's judge protocol (configs/grading/vmevalkit_judge.yaml): its system message,
+    the task and prompt, the input image, the expected final frame and the video's last
+    frame, each after VMEvalKit's own words; a 1-5 rating, 4 or 5 a pass."""
+    from vlm_bench.config import CONFIG_ROOT, load_yaml
+
+    protocol = load_yaml(CONFIG_ROOT / "grading" / "vmevalkit_judge.yaml")
+    task_type = f"{info['domain']}_task"
+    user = protocol["user"]
+    raw_prompt = (question_dir / "prompt.txt").read_text(encoding="utf-8")  # VMEvalKit reads it as it is
+    media = {k: v for k, v in common.items() if k not in ("video", "frames")}
+    return Sample(
+        id=f"{prefix}/rating",
+        question=user["after"],
+        answer=str(protocol["pass_at"]),
+        scorer="rating",
+        scorer_args={"scale": int(protocol["scale"])},
+        frames=(str(question_dir / "first_frame.png"), str(question_dir / "final_frame.png"), video + LAST_FRAME),
+        frame_labels=(user["before_first"].format(task_type=task_type, prompt=raw_prompt), user["before_expected"],
+                      user["before_generated"]),
+        system_prompt=protocol["system"].format(guidance=protocol["guidance"].get(task_type, "")),
+        categories={"generator": generator, "domain": info["domain"], "check": "rating"},
+        meta=dict(info, kind=KIND, check="rating", protocol="vmevalkit", prompt=raw_prompt.strip(),
+                  question_data=dict(metadata)),
+        source=str(question_dir),
+        **media,
+    )

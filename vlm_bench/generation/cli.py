@@ -4,6 +4,7 @@ judging session over the fresh videos) and ``vlm-bench generators`` (the catalog
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -23,12 +24,22 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         allow_abbrev=False,
     )
     add_options(gen.add_argument, GENERATION_OPTIONS + SHARED_OPTIONS)
-    gen.add_argument("--judge", default=None, metavar="MODEL", help="then grade the videos with this video-QA model (catalog name or YAML), "
-                                                    "through the vmevalkit_outputs dataset")
+    gen.add_argument("--judge", default=None, metavar="MODEL", help="then grade the videos with this video-QA model (catalog name or YAML) "
+                                                    "and rule scores beside it, through the vmevalkit_outputs dataset; "
+                                                    "'rules': rule scores only, no model (a served judge: pytest evals "
+                                                    "--dataset vmevalkit_outputs --backend openai, docs/grading.md)")
     gen.add_argument("--judge-backend", default=None, choices=("native", "vlmeval", "mock"), help="the judge's engine (default: its YAML's)")
     gen.add_argument("--judge-quant", default=None, choices=("none", "int8", "int4"), help="the judge's quantization (native backend)")
     gen.add_argument("--evals", default=None, metavar="PATH", help="the evaluation tests (default: the checkout's evals/)")
     sub.add_parser("generators", help="list the video-generation catalog and what each entry needs")
+    lab = sub.add_parser("labelled-set", help="write generated-looking videos that reach their task's final state or not "
+                                              "(labels.json), to measure how far a grader agrees with the truth")
+    lab.add_argument("questions", help="a VMEvalKit questions tree (<domain>_task/<task_id>/ with first and final frames)")
+    lab.add_argument("out", help="the output tree to write (graded with --dataset vmevalkit_outputs --dataset-root OUT)")
+    lab.add_argument("--domains", default=None, help="comma-separated domains (default: every domain with both frames)")
+    lab.add_argument("--look", default="tuning", choices=("tuning", "held-out"),
+                     help="how generated the videos look; the rule thresholds were set on 'tuning' only")
+    lab.add_argument("--seed", type=int, default=0)
 
 
 def cmd_generators() -> int:
@@ -39,6 +50,16 @@ def cmd_generators() -> int:
         rows.append((name, cfg.family, cfg.kind, f"{source}{' / ' + cfg.pipeline if cfg.pipeline else ''}",
                      ", ".join(cfg.presets) or "-", requirements(cfg)))
     print_table(rows)
+    return 0
+
+
+def cmd_labelled_set(args: argparse.Namespace) -> int:
+    from vlm_bench.generation.labelled import make_labelled_set
+
+    domains = [d.strip() for d in args.domains.split(",")] if args.domains else None
+    labels = make_labelled_set(args.questions, args.out, domains=domains, seed=args.seed, look=args.look)
+    count = len(json.loads(labels.read_text())["labels"])
+    print(f"{count} videos and their labels: {labels}")
     return 0
 
 
@@ -78,8 +99,14 @@ def judge_step(args: argparse.Namespace, values: dict, evals: Path, extra: list[
     questions = tasks[0].media_root  # runs whose task is not there fall back to their own question/ copy
     dataset = write_judge_dataset(results / "judge_dataset.yaml", args.gen_outputs_dir, questions)
     judge_dir = results / "judge"
-    judge_args = ["--model", args.judge, "--dataset", str(dataset), "--results-dir", str(judge_dir)]
-    judge_args += ["--backend", args.judge_backend] if args.judge_backend else []
+    judge_args = ["--dataset", str(dataset), "--results-dir", str(judge_dir)]
+    if args.judge == "rules":  # rule scores only: no judge model loads
+        judge_args += ["--model", "mock", "--backend", "mock", "--score", "rules"]
+    else:
+        judge_args += ["--model", args.judge]
+        judge_args += ["--score", args.vlm_score] if args.vlm_score in ("rules", "judge", "both") else []
+        judge_args += ["--judge-protocol", args.vlm_judge_protocol] if args.vlm_judge_protocol else []
+    judge_args += ["--backend", args.judge_backend] if args.judge_backend and args.judge != "rules" else []
     judge_args += ["--quant", args.judge_quant] if args.judge_quant else []
     judge_args += ["--resume"] if args.vlm_resume else ["--overwrite"] if args.vlm_overwrite else []
     vqa = evals / "test_video_qa.py" if evals.is_dir() else evals.parent / "test_video_qa.py"
@@ -90,7 +117,7 @@ def judge_step(args: argparse.Namespace, values: dict, evals: Path, extra: list[
     records = read_records(judge_dir / ITEMS_FILE) if (judge_dir / ITEMS_FILE).exists() else []
     table = generator_table(args.gen_outputs_dir, records)
     write_json_atomic(results / TABLE_FILE, table)
-    print("\nvideo generation, judged by " + args.judge)
+    print("\nvideo generation, judged by " + ("rule scores" if args.judge == "rules" else args.judge))
     print("\n".join(format_generator_table(table)))
     print(f"table: {results / TABLE_FILE}; judge records: {judge_dir / ITEMS_FILE}")
     # Items the judge fails are results, not errors; a judge session that could not run is.

@@ -1,6 +1,6 @@
 """Generate then judge: the dataset that points the existing ``vmevalkit_outputs`` grading
 at a fresh output tree, and the per-generator table (generation success rate, time per
-video, goal and QA pass rates, the judge's calibration on the controls)."""
+video, rule-score, goal and QA pass rates, the judge's calibration on the controls)."""
 
 from __future__ import annotations
 
@@ -38,15 +38,18 @@ def generator_table(outputs_dir: str | Path, judge_records: Iterable[Mapping[str
     records = [r for r in judge_records if is_graded(r)]
     goal: dict[str, RateBucket] = defaultdict(RateBucket)
     qa: dict[str, RateBucket] = defaultdict(RateBucket)
+    rules: dict[str, RateBucket] = defaultdict(RateBucket)
     for rec in records:
         meta = rec["meta"]
-        (goal if meta["check"] == "goal" else qa)[meta["generator"]].add(rec)
+        bucket = rules if meta["check"] == "rules" else goal if meta["check"] in ("goal", "rating") else qa
+        bucket[meta["generator"]].add(rec)
     rows = {}
     for name, stats in tree_stats(outputs_dir).items():
         rows[name] = dict(
             stats,
             goal=goal[name].as_dict() if name in goal else None,
             qa=qa[name].as_dict() if name in qa else None,
+            rules=rules[name].as_dict() if name in rules else None,
         )
     graded = grading_summary(records) if records else None
     calibration = None
@@ -66,14 +69,14 @@ def format_generator_table(table: Mapping[str, Any]) -> list[str]:
             return "-"
         return f"{fmt_rate(bucket['pass_rate'], 0)} ({bucket['passed']}/{bucket['scored']})"
 
-    lines = [f"{'generator':<24} {'tasks':>5} {'generated':>9} {'s/video':>8} {'goal pass':>12} {'QA pass':>12}"]
+    lines = [f"{'generator':<24} {'tasks':>5} {'generated':>9} {'s/video':>8} {'rules pass':>12} {'goal pass':>12} {'QA pass':>12}"]
     for name, row in table["generators"].items():
         took = "-" if row["seconds_per_video"] is None else f"{row['seconds_per_video']:.2f}"
         flag = "  like a static video" if ((table.get("judge_calibration") or {}).get("like_static_video") or {}).get(name) else ""
         lines.append(f"{name[:24]:<24} {row['tasks']:>5} {fmt_rate(row['success_rate'], 0):>9} {took:>8} "
-                     f"{rate(row['goal']):>12} {rate(row['qa']):>12}{flag}")
+                     f"{rate(row.get('rules')):>12} {rate(row['goal']):>12} {rate(row['qa']):>12}{flag}")
     cal = table.get("judge_calibration")
-    if cal:
+    if cal and (cal["ground_truth"] or cal["static_first_frame"]):  # a judge ran (rule scores alone have no calibration)
         lines.append(f"judge calibration: passes the ground-truth videos' checks {rate(cal['ground_truth'])}; "
                      f"says a static first-frame video misses the goal {rate(cal['static_first_frame'])}")
     return lines

@@ -35,6 +35,8 @@ SHARED_DESTS = (
     "vlm_concurrency",  # for a generator: tasks in flight at once (API generators; default: the generator's)
     "vlm_base_url", "vlm_api_key_env",  # for an API generator: its provider's base URL, its key's variable
     "vlm_preset",  # for a generator: the reference whose call arguments it sends (vmevalkit, model-card)
+    "vlm_score",  # for a generator: rule scores for each video made (rules, the default), or none
+    "vlm_judge_protocol",  # for generate --judge: how the judge grades
 )
 SHARED_OPTIONS = tuple(o for o in OPTIONS if o.dest in SHARED_DESTS)
 

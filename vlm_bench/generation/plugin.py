@@ -230,6 +230,7 @@ class GenerationSession:
         if self._runner is None:
             settings = self.cfg.settings(self.overrides, cuda=_cuda_available() if self.cfg.kind == "open_source" else None)
             runner = GenerationRunner(self.cfg, settings, self.outputs_dir, override=self.config.getoption("gen_override"),
+                                      rules=self.config.getoption("vlm_score") not in ("none", "judge"),
                                       max_generations=self.max_generations)
             runner.load()
             self._runner = runner

@@ -14,6 +14,7 @@ import shutil
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -100,6 +101,7 @@ class GenerationRunner:
         override: bool = False,
         generator: Generator | None = None,
         max_generations: int | None = None,
+        rules: bool = True,
     ):
         self.cfg = cfg
         self.settings = settings
@@ -109,6 +111,7 @@ class GenerationRunner:
         self.load_seconds = 0.0
         self.max_generations = max_generations  # new submissions this runner may make
         self.new_generations = 0
+        self.rules = rules  # rule scores for each video made (--score none: not)
         self._pool: ThreadPoolExecutor | None = None
         self._inflight: dict[str, Future] = {}
         self._lock = threading.Lock()
@@ -219,7 +222,9 @@ class GenerationRunner:
                 except VideoCheckError as exc:
                     error = f"generated video rejected: {exc}"
             ok = checked is not None
+            rules = rule_scores(task, staging.video_path) if ok and self.rules else None
             staging.write_metadata(tree.metadata_document(
+                rules=rules,
                 status="success" if ok else "failed",
                 duration_seconds=result.duration_seconds,
                 error=None if ok else (error or "generation failed"),
@@ -230,7 +235,10 @@ class GenerationRunner:
             ))
             run_dir = staging.commit(keep_video=ok)
         seconds = time.perf_counter() - started
-        return self._record(task, run_dir, run_id, result, checked, None if ok else (error or "generation failed"), seconds), False
+        record = self._record(task, run_dir, run_id, result, checked, None if ok else (error or "generation failed"), seconds)
+        if rules is not None:
+            record = replace(record, meta={**record.meta, "rules": rules})
+        return record, False
 
     def _clear_interrupted(self, task_out: Path) -> tree.Run | None:
         """Remove what killed runs left, except one a resumable generator can pick up
@@ -331,6 +339,19 @@ class GenerationRunner:
                   "generation_id": (run.metadata.get("output") or {}).get("generation_id"),
                   "generation_seconds": took, "reused": True},
         )
+
+
+def rule_scores(task: GenerationTask, video: Path) -> dict[str, Any]:
+    """The video's rule scores against its task (video_rules); a video they cannot read
+    says why instead."""
+    from vlm_bench.video_rules import score_video
+
+    folder = Path(task.task_dir)
+    try:
+        return score_video(video, folder / "first_frame.png", folder / "final_frame.png", task.domain,
+                           task.question_data).as_dict()
+    except Exception as exc:
+        return {"judgeable": False, "reason": f"rule scores failed: {type(exc).__name__}: {exc}"}
 
 
 def _plain_json(value: Any) -> Any:

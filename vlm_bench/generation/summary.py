@@ -24,7 +24,26 @@ def generation_summary(records: Sequence[Mapping[str, Any]], generator: str, out
         "success_rate": round(generated / len(records), 6) if records else None,
         "seconds_per_video": round(sum(seconds) / len(seconds), 3) if seconds else None,
         "errors": {r["id"]: r["error"] for r in records if r.get("error")},
+        "rules": rules_summary(made),
     }
+
+
+def rules_summary(records: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """The rule scores of the videos made: how many pass, overall and per domain, and how
+    many the final frame cannot decide. None when none were scored (--score none)."""
+    scored = [(r["category"], r["meta"]["rules"]) for r in records if r["meta"].get("rules")]
+    if not scored:
+        return None
+    per_domain: dict[str, list[int]] = {}
+    for domain, rules in scored:
+        if rules.get("passed") is not None:
+            per_domain.setdefault(domain, [0, 0])
+            per_domain[domain][0] += bool(rules["passed"])
+            per_domain[domain][1] += 1
+    judged = sum(n for _, n in per_domain.values())
+    passed = sum(p for p, _ in per_domain.values())
+    return {"scored": judged, "passed": passed, "pass_rate": round(passed / judged, 6) if judged else None,
+            "unjudgeable": len(scored) - judged, "per_domain": {d: {"passed": p, "scored": n} for d, (p, n) in sorted(per_domain.items())}}
 
 
 def format_generation(g: Mapping[str, Any]) -> list[str]:
@@ -35,6 +54,12 @@ def format_generation(g: Mapping[str, Any]) -> list[str]:
         f"success rate {rate}; generation time per new video {took}",
     ]
     lines += [f"  failed {task}: {error}" for task, error in list(g["errors"].items())[:10]]
+    rules = g.get("rules")
+    if rules:
+        domains = ", ".join(f"{d} {v['passed']}/{v['scored']}" for d, v in rules["per_domain"].items())
+        lines.append(f"rule scores: {rules['passed']} of {rules['scored']} videos reach the final state ({fmt_rate(rules['pass_rate'])})"
+                     f"{'; ' + str(rules['unjudgeable']) + ' not decidable from the final frame' if rules['unjudgeable'] else ''}"
+                     f"{': ' + domains if domains else ''}")
     return lines
 
 

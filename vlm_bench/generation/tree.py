@@ -218,8 +218,10 @@ def metadata_document(
     video_url: str | None = None,
     video: bool = False,
     generation: Mapping[str, Any] | None = None,
+    rules: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A generated run's metadata.json; its paths point at the run's final place."""
+    """A generated run's metadata.json; its paths point at the run's final place; with
+    ``rules``, the video's rule scores (video_rules)."""
     video_dir = run_dir / "video"
     question_data = dict(task.question_data)
     question_data.setdefault("id", task.task_id)
@@ -233,6 +235,8 @@ def metadata_document(
     )
     if generation is not None:
         document["generation"] = dict(generation)
+    if rules is not None:
+        document["rules"] = dict(rules)
     return document
 
 

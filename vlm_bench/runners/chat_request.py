@@ -45,12 +45,14 @@ def data_uri(image: np.ndarray, image_format: str = "png") -> str:
 def chat_messages(media: VideoInput, prompt: str, system: str | None, frame_size: int, placeholder: str | None,
                   image_format: str = "png") -> list[dict[str, Any]]:
     """The system message and one user message: labelled frames (each resized to one
-    square tile of ``frame_size``; a still image at its own size), a reference image if
-    any, then the question. With a ``placeholder`` ("<image>", "<IMAGE_TOKEN>") the labels
+    square tile of ``frame_size``; a still image, or a judge protocol's stills, at its own
+    size), a reference image if any, then the question. With a ``placeholder`` ("<image>", "<IMAGE_TOKEN>") the labels
     and placeholders are one text part and the images follow; else text and image parts
     alternate."""
     if media.is_image:
         visuals = [("", media.frames[0])]
+    elif media.frame_labels is not None:  # a judge protocol's stills: each at its own size, after its own text
+        visuals = list(zip(media.labels(), media.frames))
     else:
         visuals = [(label, resize_square(f, frame_size)) for label, f in zip(media.labels(), media.frames)]
     if media.reference is not None:

@@ -37,8 +37,9 @@ OOM_ADVICE = (
 
 def frames_as_images(media: VideoInput) -> bool:
     """Frames the processor's video path cannot give as asked: a label other than its
-    ``Frame1: `` or more than one tile per frame."""
-    return not media.is_image and (media.frame_label != DEFAULT_FRAME_LABEL or media.tiles > 1)
+    ``Frame1: ``, each frame's own label (a judge protocol's), or more than one tile per frame."""
+    return not media.is_image and (media.frame_label != DEFAULT_FRAME_LABEL or media.tiles > 1
+                                   or media.frame_labels is not None)
 
 
 def hf_model_id(repo: str) -> str:
@@ -175,8 +176,9 @@ class NativeEngine:
             images = [m.frames[0] for m, _ in batch]
         elif frames_as_images(batch[0][0]):
             images = [frame for m, _ in batch for frame in m.frames]
-            # InternVL's dynamic_preprocess with max_num = tiles (a thumbnail after several), per frame
-            kwargs["images_kwargs"] = {"max_patches": batch[0][0].tiles, "crop_to_patches": True}
+            if batch[0][0].frame_labels is None:  # video frames: InternVL's dynamic_preprocess with max_num = tiles
+                kwargs["images_kwargs"] = {"max_patches": batch[0][0].tiles, "crop_to_patches": True}
+            # else a judge protocol's stills, tiled as the model tiles any image
         else:
             kwargs["videos"] = [np.stack(m.frames) for m, _ in batch]
             kwargs["do_sample_frames"] = False  # the shared sampler already chose the frames

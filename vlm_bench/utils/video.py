@@ -140,6 +140,29 @@ def read_frame_folder(
     )
 
 
+LAST_FRAME = "#last-frame"  # an entry of an item's frames: "<video>#last-frame" is that video's last frame
+
+
+def last_frame(video: str) -> np.ndarray:
+    """The last frame that decodes, read through to the end (a seek to the container's
+    claimed count returns the wrong frame on some files)."""
+    if not os.path.isfile(video):
+        raise MediaError(f"video file not found: {video!r}")
+    capture = cv2.VideoCapture(video)
+    last = None
+    try:
+        while True:
+            ok, bgr = capture.read()
+            if not ok:
+                break
+            last = bgr
+    finally:
+        capture.release()
+    if last is None:
+        raise MediaError(f"no frame decodes from {video!r}")
+    return cv2.cvtColor(last, cv2.COLOR_BGR2RGB)
+
+
 def read_image_frames(paths: Sequence[str], max_frames: int, max_bytes: int | None = None) -> tuple[list[np.ndarray], FrameSelection]:
     """Frames given as image files (an image question is one frame). More than
     ``max_frames`` images are thinned with the uniform rule."""
@@ -154,6 +177,9 @@ def read_image_frames(paths: Sequence[str], max_frames: int, max_bytes: int | No
     frames = []
     for i in indices:
         path = paths[i]
+        if path.endswith(LAST_FRAME):  # a video's last frame, as a still
+            frames.append(last_frame(path[: -len(LAST_FRAME)]))
+            continue
         if not os.path.isfile(path):
             raise MediaError(f"frame file not found: {path!r}")
         bgr = cv2.imread(path, cv2.IMREAD_COLOR)

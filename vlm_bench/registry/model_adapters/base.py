@@ -61,7 +61,9 @@ class ModelAdapter:
         their model expects. With subtitles, the lines on screen at the sampled frames are
         given through the ``<kind>_subtitles`` template."""
         kind = "mc" if sample.options else "open"
-        fields = {"question": sample.question.strip(), "options": format_options(sample.options)}
+        # a judge protocol's own words (frame_labels set) go as they are, newlines included
+        question = sample.question if sample.frame_labels is not None else sample.question.strip()
+        fields = {"question": question, "options": format_options(sample.options)}
         if sample.subtitles is not None and media is not None:
             kind += "_subtitles"
             fields["subtitles"] = subtitles_for(sample.subtitles, media)
