@@ -48,6 +48,19 @@ COLOUR_MP4 = FIXTURES / "smoke" / "videos" / "colour_cycle.mp4"
 EVAL_TEST = (REPO / "evals" / "test_video_qa.py").read_text()
 
 
+def need_torchcodec() -> None:
+    """Skip where TorchCodec or the FFmpeg libraries it links are missing; CI installs both
+    and sets VLM_BENCH_REQUIRE_TORCHCODEC=1, which turns the skip into a failure."""
+    from vlm_bench.utils.readers import _torchcodec_error
+
+    if importlib.util.find_spec("torchcodec") is not None and _torchcodec_error() is None:
+        return
+    why = "torchcodec not installed" if importlib.util.find_spec("torchcodec") is None else _torchcodec_error()
+    if os.environ.get("VLM_BENCH_REQUIRE_TORCHCODEC") == "1":
+        pytest.fail(f"TorchCodec is required here and cannot run: {why}")
+    pytest.skip(f"TorchCodec cannot run here ({why}): pip install 'vlm-bench[torchcodec]' and apt-get install ffmpeg")
+
+
 @pytest.fixture
 def make_video(tmp_path):
     """Write an H.264 clip whose frames carry their index (see vlm_bench.utils.synthetic)."""

@@ -28,6 +28,13 @@ class FakeOpenAIServer:
         self.per_item: dict[str, Any] = {}
         self.models_hang = False  # GET /models accepts and never answers
         self.finish_reason = "stop"
+        # vLLM's context: reported in GET /models, and a request past it is a 400 (counted
+        # here as 256 tokens per image and a token per 4 bytes of text)
+        self.max_model_len: int | None = None
+        # a rate limit: past this many requests in flight, a 429 with this Retry-After
+        self.capacity: int | None = None
+        self.retry_after = "0.5"
+        self.throttled = 0
         self.requests: list[dict[str, Any]] = []
         self.times: list[float] = []
         self.in_flight = 0
@@ -55,6 +62,12 @@ class FakeOpenAIServer:
         images = sum(1 for part in content if part["type"] == "image_url")
         text = " ".join(part["text"] for part in content if part["type"] == "text")
         return f"{images} images: {text.split()[-1]}"
+
+    @staticmethod
+    def prompt_tokens(body: dict[str, Any]) -> int:
+        parts = [p for m in body["messages"] for p in (m["content"] if isinstance(m["content"], list) else [{"type": "text", "text": m["content"]}])]
+        images = sum(1 for p in parts if p["type"] == "image_url")
+        return 256 * images + sum(len(p.get("text", "").encode()) for p in parts) // 4
 
     def _handler(self):
         server = self
@@ -110,7 +123,9 @@ class FakeOpenAIServer:
                 if self.path.rstrip("/") != "/v1/models":
                     return self._send(404, {"error": {"message": f"no route {self.path}"}})
                 if self._authorized():
-                    self._send(200, {"object": "list", "data": [{"id": m, "object": "model", "owned_by": server.owned_by} for m in server.models]})
+                    extra = {"max_model_len": server.max_model_len} if server.max_model_len else {}
+                    self._send(200, {"object": "list", "data": [{"id": m, "object": "model", "owned_by": server.owned_by, **extra}
+                                                                for m in server.models]})
 
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -124,10 +139,14 @@ class FakeOpenAIServer:
                     failure = server.failures.popleft() if server.failures else None
                     server.in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                    if server.capacity is not None and server.in_flight > server.capacity:
+                        failure = (429, {"Retry-After": server.retry_after})  # answered at once, as a limiter does
+                        server.throttled += 1
                 text = " ".join(p.get("text", "") for p in body["messages"][-1]["content"] if isinstance(p, dict))
                 scripted = next((v for k, v in server.per_item.items() if k in text), None)
                 try:
-                    time.sleep(server.delay_s)
+                    if not (failure and failure[0] == 429 if isinstance(failure, tuple) else False):
+                        time.sleep(server.delay_s)
                     if scripted == "reset":
                         return self._reset_mid_body()
                     if scripted == "hang":
@@ -140,6 +159,9 @@ class FakeOpenAIServer:
                         self.close_connection = True
                         self.connection.shutdown(2)
                         return
+                    if server.max_model_len and server.prompt_tokens(body) + body["max_tokens"] > server.max_model_len:
+                        return self._send(400, {"error": {"message": "This model's maximum context length is "
+                                                                     f"{server.max_model_len} tokens"}})
                     if failure is not None:
                         status, headers = failure if isinstance(failure, tuple) else (failure, {})
                         return self._send(status, {"error": {"message": f"scripted {status}"}}, headers)

@@ -291,7 +291,8 @@ def test_requests_in_flight_give_the_same_records_and_resume_works(suite):
         a, b = read_jsonl(one / "items.jsonl"), read_jsonl(four / "items.jsonl")
         assert [without_timing(r) for r in a] == [without_timing(r) for r in b] and all(r["error"] is None for r in b)
         assert json.loads((four / "summary.json").read_text())["workers"]["main"]["server"] == {
-            "base_url": srv.url, "model": "fake-model", "owned_by": "fake", "frame_placeholder": None, "api_key_env": None}
+            "base_url": srv.url, "model": "fake-model", "owned_by": "fake", "frame_placeholder": None, "api_key_env": None,
+            "concurrency": {"mode": "fixed", "in_flight": 4}}
         items = (four / "items.jsonl").read_text().splitlines()
         (four / "items.jsonl").write_text("\n".join(items[:5]) + "\n")  # as if the run stopped there
         before = len(srv.requests)

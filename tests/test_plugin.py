@@ -13,9 +13,9 @@ RECORD_FIELDS = {
     "id", "dataset", "model", "backend", "quant", "category", "question", "answer", "prediction",
     "scorer", "score", "passed", "latency_ms", "truncated", "tokens", "error", "video", "decode",
     "categories", "cluster", "media", "meta", "prompt", "raw_response", "extracted", "missing_media", "timing", "warnings",
-    "options", "scorer_args", "scorer_version", "judge", "preset",
+    "options", "scorer_args", "scorer_version", "judge", "preset", "context",
 }
-VIDEO_FIELDS = {"selected_indices", "num_frames_total", "strategy", "fps_used", "reader", "video_fps"}
+VIDEO_FIELDS = {"selected_indices", "num_frames_total", "strategy", "fps_used", "reader", "reader_version", "video_fps"}
 
 
 @pytest.fixture

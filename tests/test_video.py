@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from conftest import COLOUR_MP4, SQUARE_MP4
+from conftest import COLOUR_MP4, SQUARE_MP4, need_torchcodec
 from vlm_bench.utils.synthetic import band_index, write_png
 from vlm_bench.utils.readers import MediaError
 from vlm_bench.utils.sampling import choose_indices, fps_indices, stride_indices, uniform_indices
@@ -68,6 +68,14 @@ def test_select_frames_meta_and_content(reader):
     assert all(f.shape == (96, 128, 3) and f.dtype == np.uint8 for f in frames)
 
 
+@pytest.fixture
+def no_torchcodec(monkeypatch):
+    """The choice among the other readers, as on a machine without TorchCodec or FFmpeg."""
+    import vlm_bench.utils.readers as readers
+
+    monkeypatch.setattr(readers, "torchcodec_available", lambda: False)
+
+
 def test_auto_reads_a_short_clip_sequentially():
     _, meta = select_frames(SQUARE_MP4, max_frames=4)
     assert meta.reader == "opencv"  # 48 frames: nothing to skip by seeking
@@ -85,7 +93,7 @@ def long_gop_clip(tmp_path_factory):
 
 
 @pytest.mark.parametrize("max_frames", [4, 8, 12])
-def test_auto_seeks_when_picks_are_far_apart_and_gets_the_same_frames(long_gop_clip, max_frames):
+def test_auto_seeks_when_picks_are_far_apart_and_gets_the_same_frames(long_gop_clip, max_frames, no_torchcodec):
     pytest.importorskip("av")
     frames, meta = select_frames(long_gop_clip, max_frames)
     assert meta.reader == "pyav"
@@ -95,12 +103,12 @@ def test_auto_seeks_when_picks_are_far_apart_and_gets_the_same_frames(long_gop_c
     assert [band_index(f) for f in frames] == [i % 62 for i in meta.selected_indices]
 
 
-def test_dense_picks_on_a_long_clip_stay_sequential(long_gop_clip):
+def test_dense_picks_on_a_long_clip_stay_sequential(long_gop_clip, no_torchcodec):
     _, meta = select_frames(long_gop_clip, 64)  # 9 frames apart: every group of pictures is decoded anyway
     assert meta.reader == "opencv"
 
 
-def test_without_pyav_decord_seeks_only_far_apart_picks(long_gop_clip, monkeypatch):
+def test_without_pyav_decord_seeks_only_far_apart_picks(long_gop_clip, monkeypatch, no_torchcodec):
     import vlm_bench.utils.readers as readers
 
     monkeypatch.setattr(readers, "pyav_available", lambda: False)
@@ -110,7 +118,7 @@ def test_without_pyav_decord_seeks_only_far_apart_picks(long_gop_clip, monkeypat
     assert meta.reader == "decord" and [band_index(f) for f in frames] == [i % 62 for i in meta.selected_indices]
 
 
-def test_timestamps_that_do_not_map_to_frames_fall_back_to_a_sequential_read(long_gop_clip, monkeypatch):
+def test_timestamps_that_do_not_map_to_frames_fall_back_to_a_sequential_read(long_gop_clip, monkeypatch, no_torchcodec):
     pytest.importorskip("av")
     import vlm_bench.utils.readers as readers
 
@@ -144,7 +152,8 @@ def test_deterministic_across_calls():
 
 
 def test_every_frame_of_every_reader_is_the_right_one():
-    for reader in ("decord", "opencv"):
+    need_torchcodec()
+    for reader in ("decord", "opencv", "torchcodec"):
         frames, meta = select_frames(COLOUR_MP4, 60, "stride", stride=1, reader=reader)
         assert [band_index(f) for f in frames] == list(range(60))
 
@@ -158,11 +167,13 @@ def test_truncated_file_count_is_corrected(make_video, tmp_path):
     cut.write_bytes(data[: len(data) // 2])
     import cv2
 
+    need_torchcodec()
     assert cv2.VideoCapture(str(cut)).get(cv2.CAP_PROP_FRAME_COUNT) == 60  # the header lies
     _, o_meta = select_frames(cut, 8, reader="opencv")
     _, d_meta = select_frames(cut, 8, reader="decord")
-    assert o_meta.num_frames_total == d_meta.num_frames_total < 60
-    assert o_meta.selected_indices == d_meta.selected_indices
+    _, t_meta = select_frames(cut, 8, reader="torchcodec")
+    assert o_meta.num_frames_total == d_meta.num_frames_total == t_meta.num_frames_total < 60
+    assert o_meta.selected_indices == d_meta.selected_indices == t_meta.selected_indices
     assert max(o_meta.selected_indices) < o_meta.num_frames_total
 
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from vlm_bench.config import ConfigError, ModelConfig, RunConfig, resolve_decode
 from vlm_bench.config.preset import tiles_for
+from vlm_bench.context_fit import ContextFit, ContextOverflow, context_limit, fit_media
 from vlm_bench.deadline import DaemonPool, Deadline, ItemTimeout
 from vlm_bench.frame_cache import DEFAULT_SIDE, FrameCache
 from vlm_bench.frames import FrameSettings, FrameSource
@@ -26,6 +27,7 @@ from vlm_bench.scoring import SCORER_VERSION
 from vlm_bench.types import DecodeConfig, Generation, ItemRecord, Sample, VideoConfig, VideoInput
 from vlm_bench.utils.readers import FrameBudgetError, MediaError
 from vlm_bench.graded_videos import answered_with_cache, judge_response_cache, rules_record
+from vlm_bench.record_warnings import record_warnings
 
 
 def describe_error(exc: Exception, sample: Sample, stage: str = "engine") -> str:
@@ -152,7 +154,7 @@ class Evaluator:
             try:
                 first, *rest = self.deadline.run(self.evaluate_many, [sample, *ahead])
             except ItemTimeout as exc:
-                return self._timed_out(sample, exc)
+                return timed_out_record(self, sample, exc)
         else:
             first, *rest = self.evaluate_many([sample, *ahead])
         self._ready.update((r_sample.uid, record) for r_sample, record in zip(ahead, rest))
@@ -178,14 +180,7 @@ class Evaluator:
             return self.deadline.wait(future)
         except ItemTimeout as exc:
             self._requests.replace_stuck()  # the abandoned request keeps its thread; the others keep theirs
-            return self._timed_out(sample, exc)
-
-    def _timed_out(self, sample: Sample, exc: "ItemTimeout") -> ItemRecord:
-        try:
-            decode = self.decode_config(sample)
-        except Exception:
-            decode = DecodeConfig()
-        return self._record(sample, None, None, decode, f"item {sample.id!r}: {exc}")
+            return timed_out_record(self, sample, exc)
 
     def evaluate_many(self, samples: Sequence[Sample]) -> list[ItemRecord]:
         """Records for ``samples`` in order; items with the same decode settings go to the
@@ -221,9 +216,14 @@ class Evaluator:
             except Exception as exc:
                 records[sample.uid] = self._record(sample, media, None, decode, describe_error(exc, sample, "prompt"))
                 continue
+            try:
+                media, prompt, context = fit_context(self, sample, media, prompt, decode)
+            except ContextOverflow as exc:
+                records[sample.uid] = self._record(sample, media, None, decode, f"item {sample.id!r}: {exc}", context=exc.fit)
+                continue
             timing = {"frames_wait_ms": wait_ms, "frames_decode_ms": decode_ms,
                       "prompt_ms": (time.perf_counter() - started) * 1000}
-            ready.append(Ready(sample, media, prompt, decode, timing))
+            ready.append(Ready(sample, media, prompt, decode, timing, context))
         size = max(1, self.run.model.batch_size)
         groups: dict[tuple[DecodeConfig, str, str | None], list[Ready]] = {}
         for entry in ready:
@@ -266,7 +266,7 @@ class Evaluator:
             if len(chunk) > 1:  # find the item that fails; the others still get answers
                 return [record for one in chunk for record in self._generate_now([one])]
             r = chunk[0]
-            return [self._record(r.sample, r.media, None, decode, describe_error(exc, r.sample), r.prompt, r.timing)]
+            return [self._record(r.sample, r.media, None, decode, describe_error(exc, r.sample), r.prompt, r.timing, r.context)]
         elapsed_ms = (time.perf_counter() - started) * 1000
         records = []
         for r, gen in zip(chunk, gens):
@@ -275,7 +275,7 @@ class Evaluator:
             timing = {**r.timing, **(gen.timing or {}), "generate_ms": elapsed_ms}
             if len(chunk) > 1:
                 timing["batch"] = len(chunk)
-            records.append(self._record(r.sample, r.media, gen, r.decode, None, r.prompt, timing))
+            records.append(self._record(r.sample, r.media, gen, r.decode, None, r.prompt, timing, r.context))
         return records
 
     def _record(
@@ -287,8 +287,9 @@ class Evaluator:
         error: str | None,
         prompt: str | None = None,
         timing: Mapping[str, float] | None = None,
+        context: ContextFit | None = None,
     ) -> ItemRecord:
-        return item_record(self.run, sample, media, gen, decode, error, prompt, timing, self.judge)
+        return item_record(self.run, sample, media, gen, decode, error, prompt, timing, self.judge, context)
 
 
 @dataclass(frozen=True)
@@ -300,6 +301,7 @@ class Ready:
     prompt: str
     decode: DecodeConfig
     timing: Mapping[str, float]
+    context: ContextFit | None = None  # what fitting the context cut
 
 
 def item_record(
@@ -312,6 +314,7 @@ def item_record(
     prompt: str | None = None,
     timing: Mapping[str, float] | None = None,
     judge: AnswerJudge | None = None,
+    context: ContextFit | None = None,
 ) -> ItemRecord:
     """The item's record; a scorer that raises makes it an error record. ``prompt`` is the
     text sent with the frames (an engine that changes it reports what the model saw);
@@ -319,6 +322,9 @@ def item_record(
     the rules cannot."""
     score = None
     warnings = record_warnings(run, media, gen, decode)
+    if context is not None and context.action != "refused":
+        warnings["context_cut"] = (f"{context.reason()}: {context.action} under --context-policy {context.policy}, "
+                                   f"{context.frames_after} frames x {context.tiles_after} tile(s), {context.tokens_after:,} tokens")
     if warnings.get("response_cut"):  # what is scored is what the record keeps, so a rescore agrees
         cap = run.max_response_chars
         gen = replace(gen, text=gen.text[:cap], raw_text=(gen.raw_text if gen.raw_text is not None else gen.text)[:cap],
@@ -373,7 +379,26 @@ def item_record(
         scorer_version=SCORER_VERSION if sample.answer is not None else None,
         judge=judged,
         preset=preset_of(run, sample.dataset),
+        context=context.as_dict() if context is not None else None,
     )
+
+
+def fit_context(ev: Evaluator, sample: Sample, media: VideoInput, prompt: str, decode: DecodeConfig):
+    """(media, prompt, what was cut or None): the frames fitted to the engine's context by
+    ``run.context_policy`` before the call (context_fit); raises ContextOverflow."""
+    engine = ev.adapter.engine
+    limit = context_limit(engine, ev.run.max_model_len)
+    if limit is None or not hasattr(engine, "prompt_tokens"):
+        return media, prompt, None
+    cfg = ev.model_config(sample.dataset)
+    if sample.system_prompt is not None:
+        cfg = replace(cfg, system_prompt=sample.system_prompt)
+    reselect = lambda k: ev.presented(ev.frames.media(sample, replace(ev.video_config(sample), max_frames=k)))  # noqa: E731
+    fitted, fit = fit_media(media, lambda m: engine.prompt_tokens(m, prompt, cfg), decode.max_new_tokens, limit,
+                            ev.run.context_policy, reselect, getattr(engine, "tokens_estimated", False))
+    if fit is not None:
+        prompt = ev.adapter.build_prompt(sample, ev.datasets[sample.dataset], fitted)
+    return fitted, prompt, fit
 
 
 def presented(media: VideoInput, dataset) -> VideoInput:
@@ -390,28 +415,12 @@ def preset_of(run: RunConfig, dataset: str) -> dict[str, Any] | None:
     return None
 
 
-CHARS_PER_TOKEN = 64  # no tokenizer's token is longer: an answer past max_new_tokens x this ignored max_tokens
-
-
-def record_warnings(run: RunConfig, media: VideoInput | None, gen: Generation | None, decode: DecodeConfig) -> dict[str, str]:
-    """What a reader of the record must know: the response was cut to the stored size, the
-    answer is longer than its token limit allows, the video decoded short of its length."""
-    out = {}
-    if gen is not None:
-        raw = gen.raw_text if gen.raw_text is not None else gen.text
-        size = max(len(raw), len(gen.text))
-        if size > run.max_response_chars:
-            out["response_cut"] = (f"the response had {size:,} characters; the record keeps the first "
-                                   f"{run.max_response_chars:,} (--max-response-kb)")
-        if len(raw) > decode.max_new_tokens * CHARS_PER_TOKEN:
-            out["response_overlong"] = (f"{len(raw):,} characters for max_new_tokens {decode.max_new_tokens}: more than "
-                                        "any tokenizer gives; the engine or server did not honour the token limit")
-    claimed = media.selection.num_frames_claimed if media is not None else None
-    if claimed:
-        out["video_short"] = (f"the container claims {claimed} frames and {media.selection.num_frames_total} decode "
-                              f"({100 * media.selection.num_frames_total / claimed:.0f}%): a cut or damaged file; the "
-                              "frames were sampled from the part that decodes")
-    return out
+def timed_out_record(ev: Evaluator, sample: Sample, exc: ItemTimeout) -> ItemRecord:
+    try:
+        decode = ev.decode_config(sample)
+    except Exception:
+        decode = DecodeConfig()
+    return ev._record(sample, None, None, decode, f"item {sample.id!r}: {exc}")
 
 
 def error_record(run: RunConfig, sample: Sample, error: str) -> ItemRecord:

@@ -160,6 +160,7 @@ def run_config_from_pytest(config: pytest.Config) -> RunConfig:
             "api_key_env": opt("vlm_api_key_env"),
             "model": opt("vlm_served_model"),
             "concurrency": opt("vlm_concurrency"),
+            "adaptive": opt("vlm_adaptive_concurrency") or None,
             "timeout_s": opt("vlm_request_timeout"),
             "max_retry_wait_s": opt("vlm_max_retry_wait"),
         },
@@ -168,6 +169,8 @@ def run_config_from_pytest(config: pytest.Config) -> RunConfig:
         model_overrides={"batch_size": opt("vlm_batch_size"), "attn_implementation": opt("vlm_attn"), "compile": opt("vlm_compile")},
         item_timeout_s=opt("vlm_item_timeout"),
         max_response_kb=opt("vlm_max_response_kb"),
+        context_policy=opt("vlm_context_policy"),
+        max_model_len=opt("vlm_max_model_len"),
         judge={"model": opt("vlm_judge_model"), "base_url": opt("vlm_judge_base_url"),
                "api_key_env": opt("vlm_judge_api_key_env"), "cache_dir": opt("vlm_judge_cache")},
     )

@@ -142,7 +142,11 @@ def _read(media: str, reader: str | None, indices: list[int]) -> list[np.ndarray
     if reader == "image-folder":
         files = sorted(f for f in os.listdir(media) if f.lower().endswith(IMAGE_SUFFIXES))
         return [cv2.cvtColor(cv2.imread(os.path.join(media, files[i])), cv2.COLOR_BGR2RGB) for i in indices]
-    return open_reader(media, reader if reader in READERS else "auto").read(indices)
+    try:
+        video = open_reader(media, reader if reader in READERS else "auto")
+    except RuntimeError:  # the run's reader is not installed here; every reader gives the same frames
+        video = open_reader(media, "auto")
+    return video.read(indices)
 
 
 def _data_uri(png: bytes) -> str:

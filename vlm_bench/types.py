@@ -132,6 +132,7 @@ class FrameSelection:
     reader: str
     video_fps: float | None = None
     num_frames_claimed: int | None = None  # the container's frame count, where fewer frames decode (a cut file)
+    reader_version: str | None = None  # the version of the library behind ``reader``
 
     def as_dict(self) -> dict[str, Any]:
         out = {
@@ -140,6 +141,7 @@ class FrameSelection:
             "strategy": self.strategy,
             "fps_used": self.fps_used,
             "reader": self.reader,
+            "reader_version": self.reader_version,
             "video_fps": self.video_fps,
         }
         if self.num_frames_claimed is not None:
@@ -235,12 +237,13 @@ class ItemRecord:
     scorer_version: str | None = None  # which extraction rules made the score (scoring.SCORER_VERSION)
     judge: Mapping[str, Any] | None = None  # where a judge model read the answer the rules could not
     preset: Mapping[str, Any] | None = None  # the --preset recipe the item was sent with: name, recipe, source
+    context: Mapping[str, Any] | None = None  # frames cut (or the item refused) to fit the engine's context (context_fit)
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON line's fields. A shallow copy (``dataclasses.asdict`` deep-copies
         every value, a cost paid once per item): the nested mappings are copied one level."""
         data = {name: getattr(self, name) for name in _RECORD_FIELDS}
-        for name in ("video", "decode", "categories", "meta", "timing", "warnings", "scorer_args", "judge", "preset"):
+        for name in ("video", "decode", "categories", "meta", "timing", "warnings", "scorer_args", "judge", "preset", "context"):
             if data[name] is not None:
                 data[name] = dict(data[name])
         if data["options"] is not None:

@@ -82,7 +82,8 @@ class ServerConfig:
     base_url: str | None = None  # e.g. http://127.0.0.1:23333/v1
     api_key_env: str | None = None  # the environment variable holding the key; None: no key
     model: str | None = None  # the model id on the server; None: the first of GET /models
-    concurrency: int = 1  # requests in flight
+    concurrency: int = 1  # requests in flight (with adaptive: at most)
+    adaptive: bool = False  # grow and shrink the requests in flight by the server's answers (vlm_bench.concurrency)
     timeout_s: float = 600.0  # one request, start to last byte
     connect_timeout_s: float = 5.0
     max_retries: int = 5  # on 429, 5xx, timeouts and connection errors
@@ -95,6 +96,7 @@ class ServerConfig:
     frame_placeholder: str = "auto"
     frame_size: int | None = None  # side of the square each video frame is resized to; None: vision_args.short_side or 448
     image_format: str = "png"  # png is lossless; jpeg makes smaller requests
+    frame_tokens: int = 256  # tokens the server's model spends on one frame (context_fit's estimate): InternVL's 448-px tile
     extra_body: Mapping[str, Any] = field(default_factory=dict)  # engine-specific request fields
 
     @classmethod
@@ -110,7 +112,7 @@ SERVER_FLAGS = {"base_url": "--base-url", "api_key_env": "--api-key-env", "model
 
 
 # Where and how fast requests go; not what the model sees, so not part of a run's fingerprint.
-SERVER_TRANSPORT_KEYS = ("base_url", "api_key_env", "concurrency", "timeout_s", "connect_timeout_s", "max_retries", "retry_base_s",
+SERVER_TRANSPORT_KEYS = ("base_url", "api_key_env", "concurrency", "adaptive", "timeout_s", "connect_timeout_s", "max_retries", "retry_base_s",
                          "max_retry_wait_s")
 
 
@@ -133,12 +135,15 @@ def check_server(where: str, server: Mapping[str, Any]) -> dict[str, Any]:
     for key in ("model", "frame_placeholder"):
         if key in out and (not isinstance(out[key], str) or not out[key]):
             raise ConfigError(f"{where}: {key} must be a non-empty string, got {out[key]!r}")
-    for key, low in (("concurrency", 1), ("max_retries", 0), ("frame_size", 1)):
+    for key, low in (("concurrency", 1), ("max_retries", 0), ("frame_size", 1), ("frame_tokens", 1)):
         if key in out and (not is_int(out[key]) or out[key] < low):
             raise ConfigError(f"{where}: {key} must be a whole number >= {low}, got {out[key]!r}")
     for key, zero_ok in (("timeout_s", False), ("connect_timeout_s", False), ("retry_base_s", True), ("max_retry_wait_s", True)):
         if out.get(key) is not None:
             check_number(where, key, out[key], zero_ok=zero_ok)
+    for key in ("adaptive",):
+        if key in out and not isinstance(out[key], bool):
+            raise ConfigError(f"{where}: {key} must be true or false, got {out[key]!r}")
     if "image_format" in out and out["image_format"] not in IMAGE_FORMATS:
         raise ConfigError(f"{where}: image_format must be one of {', '.join(IMAGE_FORMATS)}, got {out['image_format']!r}")
     if "extra_body" in out:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from vlm_bench.checks import ConfigError, is_int, is_number, plain
+from vlm_bench.context_fit import CONTEXT_POLICIES
 from vlm_bench.config.dataset import (
     DatasetConfig,
     check_dataset_data,
@@ -55,6 +56,8 @@ class RunConfig:
     max_response_chars: int = 65536  # a record keeps at most this much of a response (--max-response-kb)
     judge: Any = None  # answer_judge.JudgeConfig: reads the answers the rules cannot (--judge-model)
     preset: Mapping[str, Any] | None = None  # --preset: the reference followed (preset_summary); None: vlm-bench's own
+    context_policy: str = "fewer-frames"  # a prompt past the engine's context (context_fit.CONTEXT_POLICIES)
+    max_model_len: int | None = None  # the context in tokens where the engine does not say it (--max-model-len); the lower one wins
 
     @property
     def concurrency(self) -> int:
@@ -82,6 +85,8 @@ class RunConfig:
             "max_response_chars": self.max_response_chars,
             "judge": self.judge.name if self.judge else None,
             "preset": plain(dict(self.preset)) if self.preset else None,
+            "context_policy": self.context_policy,
+            "max_model_len": self.max_model_len,
         }
 
 
@@ -193,6 +198,8 @@ def build_run_config(
     questions_root: str | None = None,
     preset: str | None = None,
     grading: Mapping[str, Any] | None = None,
+    context_policy: str | None = None,
+    max_model_len: int | None = None,
 ) -> RunConfig:
     model_cfg = resolve_model(model)
     native = {k: v for k, v in (model_overrides or {}).items() if v is not None}
@@ -269,6 +276,8 @@ def build_run_config(
         raise ConfigError(f"--item-frames-gb must be a finite number > 0, got {item_frames_gb!r}")
     if item_timeout_s is not None and not (is_number(item_timeout_s) and item_timeout_s > 0):
         raise ConfigError(f"--item-timeout must be a finite number of seconds > 0, got {item_timeout_s!r}")
+    if context_policy is not None and context_policy not in CONTEXT_POLICIES:
+        raise ConfigError(f"--context-policy must be one of {', '.join(CONTEXT_POLICIES)}, got {context_policy!r}")
     return RunConfig(
         backend=backend,
         model=model_cfg,
@@ -291,6 +300,8 @@ def build_run_config(
         max_response_chars=int(1024 * (64 if max_response_kb is None else max_response_kb)),
         judge=judge_config(judge),
         preset=preset_summary(qa_preset) if qa_preset else None,
+        context_policy=context_policy or "fewer-frames",
+        max_model_len=max_model_len,
     )
 
 

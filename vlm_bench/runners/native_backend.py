@@ -24,7 +24,9 @@ import numpy as np
 from vlm_bench.config import ModelConfig
 from vlm_bench.registry.model_adapters.internvl3 import system_prompt
 from vlm_bench.runners.quantization import bnb_config, check_quantized
-from vlm_bench.types import DEFAULT_FRAME_LABEL, DecodeConfig, Generation, VideoInput
+from vlm_bench.context_fit import ContextLimit
+from vlm_bench.runners.native_tokens import count_tokens, expanded_prompt, frames_as_images
+from vlm_bench.types import DecodeConfig, Generation, VideoInput
 from vlm_bench.utils.cpu import choose_cpu_threads
 from vlm_bench.utils.logs import log_each_message_once
 
@@ -33,13 +35,6 @@ OOM_ADVICE = (
     "CUDA out of memory on item {item}: set `quantization: int8` in the model YAML (or pass "
     "--quant int8 / --quant int4) and/or use fewer frames (--max-frames {fewer})"
 )
-
-
-def frames_as_images(media: VideoInput) -> bool:
-    """Frames the processor's video path cannot give as asked: a label other than its
-    ``Frame1: ``, each frame's own label (a judge protocol's), or more than one tile per frame."""
-    return not media.is_image and (media.frame_label != DEFAULT_FRAME_LABEL or media.tiles > 1
-                                   or media.frame_labels is not None)
 
 
 def hf_model_id(repo: str) -> str:
@@ -141,6 +136,17 @@ class NativeEngine:
             "processor_device": self.processor_device or "cpu",
             "cpu_threads": self.cpu_threads,
         }
+
+    def context_limit(self) -> ContextLimit:
+        """The model's own context: its text config's ``max_position_embeddings``."""
+        text = self.model.config.get_text_config()
+        return ContextLimit(int(text.max_position_embeddings), "the model config's max_position_embeddings")
+
+    def prompt_tokens(self, media: VideoInput, prompt: str, model_cfg: ModelConfig | None = None) -> int:
+        """The prompt's length in tokens as ``prepare_inputs`` would make it (native_tokens)."""
+        cfg = model_cfg or self.model_cfg
+        text = self.processor.apply_chat_template(self.messages(media, prompt, cfg), add_generation_prompt=True, tokenize=False)
+        return count_tokens(self.processor, [expanded_prompt(self.processor, text, media, dict(cfg.vision_args))])[0]
 
     # ------------------------------------------------------------ generation
 

@@ -33,6 +33,8 @@ from typing import Any, Callable, TypeVar
 from urllib.parse import urlsplit
 
 from vlm_bench.config import ModelConfig, ServerConfig
+from vlm_bench.concurrency import AdaptiveLimit
+from vlm_bench.context_fit import ContextLimit
 from vlm_bench.registry.model_adapters.internvl3 import system_prompt
 from vlm_bench.runners import ServerUnavailable
 from vlm_bench.runners.chat_request import MISSING, chat_messages, parse_completion
@@ -62,6 +64,8 @@ class OpenAIEngine:
         self.owned_by: str | None = None
         self.placeholder: str | None = None  # None: interleaved parts
         self._key: str | None = None
+        self.max_model_len: int | None = None  # what the server reports (vLLM), after load()
+        self.limiter = AdaptiveLimit(self.server.concurrency) if self.server.adaptive else None
         self._backoff_of = Backoff(self.server.retry_base_s, seed=seed, max_s=self.server.max_retry_wait_s)
 
     @property
@@ -102,6 +106,8 @@ class OpenAIEngine:
         else:
             raise ServerUnavailable(f"the server at {self.url} lists no model (GET /models is empty); set --served-model")
         self.owned_by = owners.get(self.served_model)
+        reported = {m.id: getattr(m, "max_model_len", None) for m in listed.data}.get(self.served_model)  # vLLM's
+        self.max_model_len = int(reported) if isinstance(reported, int) and reported > 0 else None
         layout = self.server.frame_placeholder
         if layout == "auto":
             layout = PLACEHOLDERS.get(str(self.owned_by).lower(), "none")
@@ -150,7 +156,25 @@ class OpenAIEngine:
             "owned_by": self.owned_by,
             "frame_placeholder": self.placeholder,
             "api_key_env": self.server.api_key_env,
+            "concurrency": self.limiter.snapshot() if self.limiter else {"mode": "fixed", "in_flight": self.server.concurrency},
         }
+
+    # ------------------------------------------------------------ the context
+
+    tokens_estimated = True  # the server tokenizes; prompt_tokens is an estimate from above
+
+    def context_limit(self) -> ContextLimit | None:
+        if self.max_model_len is None:
+            return None
+        return ContextLimit(self.max_model_len, f"max_model_len in the server's GET /models ({self.url})")
+
+    def prompt_tokens(self, media: VideoInput, prompt: str, model_cfg: ModelConfig | None = None) -> int:
+        """An estimate that errs high: ``server.frame_tokens`` per image (InternVL's 256 for
+        one 448-px tile) and a token per two bytes of text (English BPE gives about four)."""
+        images = len(media.frames) + (media.reference is not None)
+        labels = "" if media.is_image else "".join(media.labels())
+        text = len(((system_prompt(model_cfg or self.model_cfg) or "") + labels + prompt).encode())
+        return images * (self.server.frame_tokens + len((self.placeholder or "").encode())) + -(-text // 2)
 
     # ------------------------------------------------------------ the request
 
@@ -187,7 +211,8 @@ class OpenAIEngine:
         encode_started = time.perf_counter()
         body = self.request(media, prompt, decode, model_cfg)
         started = time.perf_counter()
-        raw = self._call(lambda: self.client.chat.completions.with_raw_response.create(**body), f"item {media.item_id!r}")
+        raw = self._call(lambda: within(self.limiter, lambda: self.client.chat.completions.with_raw_response.create(**body)),
+                         f"item {media.item_id!r}")
         response = parse_completion(raw, self.url, media.item_id, self._scrub)
         latency_ms = (time.perf_counter() - started) * 1000.0
         if not response.choices:
@@ -276,3 +301,21 @@ class OpenAIEngine:
 
     def _scrub(self, value: Any) -> str:
         return scrub(value, [self._key])
+
+
+def within(limiter: AdaptiveLimit | None, send: Callable[[], T]) -> T:
+    """One attempt, within the adaptive limit when there is one: a 429, 5xx, 408 or timeout
+    tells it the server pushed back."""
+    if limiter is None:
+        return send()
+    import openai
+
+    with limiter.slot() as request:
+        try:
+            return send()
+        except openai.APITimeoutError:
+            request.throttled = True
+            raise
+        except openai.APIStatusError as exc:
+            request.throttled = exc.status_code in (408, 429) or exc.status_code >= 500
+            raise

@@ -1,11 +1,14 @@
 """The video readers behind the shared sampler (a sequential OpenCV read, PyAV seeking from
-keyframes, decord), all giving the same frames, and the choice of the fastest one per
-file. Frames come back as RGB ``uint8`` arrays of shape (H, W, 3)."""
+keyframes, decord, TorchCodec), all giving the same frames, and the choice of the fastest
+one per file. Frames come back as RGB ``uint8`` arrays of shape (H, W, 3)."""
 
 from __future__ import annotations
 
 import bisect
+import functools
+import importlib
 import importlib.util
+import os
 from typing import Sequence
 
 # cv2 must load before decord: decord loads its bundled zlib 1.2.3 into the global symbol
@@ -16,7 +19,7 @@ import numpy as np
 from vlm_bench.utils.sampling import choose_indices, usable_timestamps
 
 
-READERS = ("auto", "decord", "opencv", "pyav")
+READERS = ("auto", "decord", "opencv", "pyav", "torchcodec")
 
 
 # Picks closer than this (in frames) are read sequentially: seeking skips whole groups of
@@ -39,6 +42,32 @@ def decord_available() -> bool:
 
 def pyav_available() -> bool:
     return importlib.util.find_spec("av") is not None
+
+
+def torchcodec_available() -> bool:
+    """Installed, and its FFmpeg libraries load (TorchCodec links the system's FFmpeg 4-8)."""
+    return importlib.util.find_spec("torchcodec") is not None and _torchcodec_error() is None
+
+
+@functools.lru_cache(maxsize=1)
+def _torchcodec_error() -> str | None:
+    try:
+        from torchcodec import _core
+
+        _core.get_ffmpeg_library_versions()
+    except Exception as exc:  # ImportError, or RuntimeError/OSError when FFmpeg's libraries are missing
+        return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def reader_version(name: str) -> str | None:
+    """The version of the library behind a reader, for the record."""
+    module = {"opencv": "cv2", "image": "cv2", "image-folder": "cv2", "pyav": "av"}.get(name, name)
+    try:
+        return str(importlib.import_module(module).__version__)
+    except (ImportError, AttributeError):
+        return None
 
 
 READ_CHUNK = 16  # frames decoded per call by a batch reader
@@ -192,6 +221,67 @@ class PyAVReader:
 SEEK_COST = 8  # a seek and the decoder's restart, in decoded frames (measured)
 
 
+def torchcodec_threads() -> int:
+    """FFmpeg threads per TorchCodec decoder: ``VLM_BENCH_TORCHCODEC_THREADS``, else 1.
+    FFmpeg's own choice (0, a thread per core) was slower for these reads on the 2-core
+    reference machine (tests/benchmarks/test_bench_readers.py prints both), and the look-ahead
+    already decodes one item while the engine runs another."""
+    value = os.environ.get("VLM_BENCH_TORCHCODEC_THREADS", "1")
+    try:
+        threads = int(value)
+    except ValueError:
+        raise ValueError(f"VLM_BENCH_TORCHCODEC_THREADS must be a whole number >= 0, not {value!r}") from None
+    if threads < 0:
+        raise ValueError(f"VLM_BENCH_TORCHCODEC_THREADS must be >= 0 (0: FFmpeg chooses), not {threads}")
+    return threads
+
+
+class TorchCodecReader:
+    """TorchCodec's decoder in exact seek mode: it scans the file's packets once, so frame
+    ``i`` is the ``i``-th in presentation order (as decord's and the sequential readers'),
+    on variable-frame-rate files too, and each pick is found by its presentation time."""
+
+    name = "torchcodec"
+
+    def __init__(self, path: str, threads: int | None = None):
+        error = _torchcodec_error()
+        if error is not None:
+            raise RuntimeError(f"TorchCodec cannot load FFmpeg ({error}): install FFmpeg 4-8 "
+                               "(Debian: apt-get install ffmpeg) or use reader='opencv'")
+        from torchcodec.decoders import VideoDecoder
+
+        try:
+            self._decoder = VideoDecoder(path, dimension_order="NHWC", seek_mode="exact",
+                                         num_ffmpeg_threads=torchcodec_threads() if threads is None else threads)
+            meta = self._decoder.metadata
+        except (RuntimeError, ValueError) as exc:
+            raise MediaError(f"TorchCodec cannot open video {path!r}: {exc}") from exc
+        self.num_frames = int(meta.num_frames or 0)
+        if self.num_frames <= 0:
+            raise MediaError(f"TorchCodec decodes no frames from video {path!r}")
+        self.fps = float(meta.average_fps) if meta.average_fps else None
+
+    def timestamps(self) -> list[float] | None:
+        """Each frame's presentation time in seconds. TorchCodec keeps them from its scan
+        but gives them only with frames, so this decodes the video once, a chunk at a time."""
+        times: list[float] = []
+        for start in range(0, self.num_frames, READ_CHUNK):
+            batch = self._decoder.get_frames_in_range(start, min(start + READ_CHUNK, self.num_frames))
+            times += batch.pts_seconds.tolist()
+        return usable_timestamps(times, self.num_frames)
+
+    def read(self, indices: Sequence[int], max_bytes: int | None = None) -> list[np.ndarray]:
+        wanted = sorted(set(indices))
+        by_index: dict[int, np.ndarray] = {}
+        for start in range(0, len(wanted), READ_CHUNK):
+            chunk = wanted[start : start + READ_CHUNK]
+            batch = self._decoder.get_frames_at(chunk).data.numpy()
+            if start == 0:
+                check_frame_bytes(len(indices), batch[0], max_bytes)
+            by_index.update((idx, batch[k]) for k, idx in enumerate(chunk))
+        return [by_index[i] for i in indices]
+
+
 class OpenCVReader:
     """Reads by sequential grab/retrieve: seeking with CAP_PROP_POS_FRAMES returns wrong
     frames on variable-frame-rate files, and CAP_PROP_FRAME_COUNT can overstate the length
@@ -272,6 +362,10 @@ def open_reader(path: str, reader: str = "auto"):
         raise ValueError(f"unknown video reader {reader!r}; choose one of {', '.join(READERS)}")
     if reader == "decord" and not decord_available():
         raise RuntimeError("decord not installed: pip install 'vlm-bench[decord]' (or use reader='opencv')")
+    if reader == "torchcodec":
+        if importlib.util.find_spec("torchcodec") is None:
+            raise RuntimeError("TorchCodec not installed: pip install 'vlm-bench[torchcodec]' (or use reader='opencv')")
+        return TorchCodecReader(path)
     if reader == "pyav":
         if not pyav_available():
             raise RuntimeError("PyAV not installed: pip install av (or use reader='opencv')")
@@ -306,10 +400,11 @@ def fastest_reader(
 ):
     """The reader that decodes this file's picks fastest, from what the benchmarks
     (tests/benchmarks/test_bench_readers.py) measured: a sequential OpenCV read, unless the
-    picks lie far apart (more than ``SEEK_MIN_GAP`` frames on average), where PyAV seeking
-    from keyframes decodes fewer frames (or, without PyAV, decord, beyond
+    picks lie far apart (more than ``SEEK_MIN_GAP`` frames on average), where seeking from
+    keyframes decodes fewer frames: TorchCodec where it is installed and FFmpeg's libraries
+    load (the fastest seeker measured), else PyAV (or, without PyAV, decord, beyond
     ``DECORD_MIN_GAP``). The ``fps`` strategy needs every frame's timestamp, which decord
-    reads from the container's index and OpenCV only by decoding everything: decord first."""
+    reads from the container's index and the others only by decoding everything: decord first."""
     if strategy == "fps" and decord_available():
         return open_reader(path, "auto")
     try:
@@ -323,6 +418,14 @@ def fastest_reader(
     span = max(picks) + 1
     if span <= SEEK_MIN_GAP * len(set(picks)):
         return sequential
+    if torchcodec_available():
+        try:
+            seeking = TorchCodecReader(path)
+        except MediaError:
+            seeking = None  # a container TorchCodec rejects may still seek through PyAV
+        if seeking is not None and seeking.num_frames == sequential.num_frames:
+            sequential.close()
+            return seeking
     if pyav_available():
         try:
             seeking = PyAVReader(path)

@@ -22,6 +22,7 @@ from vlm_bench.utils.readers import (
     check_frame_bytes,
     fastest_reader,
     open_reader,
+    reader_version,
 )
 from vlm_bench.utils.sampling import choose_indices, effective_rate, uniform_indices, usable_timestamps
 
@@ -71,6 +72,7 @@ def select_frames(
         strategy=strategy,
         fps_used=effective_rate(indices, num_frames, video.fps, timestamps),
         reader=video.name,
+        reader_version=reader_version(video.name),
         video_fps=round(video.fps, 3) if video.fps else None,
         num_frames_claimed=int(claimed) if claimed and claimed > num_frames else None,
     )
@@ -136,6 +138,7 @@ def read_frame_folder(
         strategy=strategy,
         fps_used=effective_rate(positions, n, fps),
         reader="image-folder",
+        reader_version=reader_version("image-folder"),
         video_fps=fps,
     )
 
@@ -194,4 +197,5 @@ def read_image_frames(paths: Sequence[str], max_frames: int, max_bytes: int | No
         strategy=strategy,
         fps_used=None,
         reader="image",
+        reader_version=reader_version("image"),
     )
