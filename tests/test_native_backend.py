@@ -296,3 +296,17 @@ def test_plugin_batches_upcoming_items(pytester, monkeypatch):
     assert calls[:3] == [4, 4, 1]  # 9 items in batches of 4 (then the single run: one by one)
     assert [r["prediction"] for r in outs["batched"]] == [r["prediction"] for r in outs["single"]]
     assert [r["id"] for r in outs["batched"]] == [r["id"] for r in outs["single"]]
+
+
+def test_a_batch_with_reference_images_keeps_each_items_images_in_its_own_place(engine):
+    """The processor matches images to placeholders in text order across the batch: item 1's
+    image and reference, then item 2's, as one at a time."""
+    from vlm_bench.types import FrameSelection, VideoInput
+
+    rng = np.random.default_rng(3)
+    selection = FrameSelection((0,), 1, "all", None, "image")
+    items = [(VideoInput(f"i{k}", (rng.integers(0, 255, (64, 64, 3), dtype=np.uint8),), selection, "a.png",
+                         reference=rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)), "Same?") for k in range(2)]
+    together = engine.prepare_inputs(items)["pixel_values"]
+    apart = torch.cat([engine.prepare_inputs([item])["pixel_values"] for item in items])
+    assert torch.equal(together, apart)

@@ -25,7 +25,7 @@ from vlm_bench.config import ModelConfig
 from vlm_bench.registry.model_adapters.internvl3 import system_prompt
 from vlm_bench.runners.quantization import bnb_config, check_quantized
 from vlm_bench.context_fit import ContextLimit
-from vlm_bench.runners.native_tokens import count_tokens, expanded_prompt, frames_as_images
+from vlm_bench.runners.native_tokens import count_tokens, expanded_prompt, frames_as_images, processor_images
 from vlm_bench.types import DecodeConfig, Generation, VideoInput
 from vlm_bench.utils.cpu import choose_cpu_threads
 from vlm_bench.utils.logs import log_each_message_once
@@ -146,7 +146,7 @@ class NativeEngine:
         """The prompt's length in tokens as ``prepare_inputs`` would make it (native_tokens)."""
         cfg = model_cfg or self.model_cfg
         text = self.processor.apply_chat_template(self.messages(media, prompt, cfg), add_generation_prompt=True, tokenize=False)
-        return count_tokens(self.processor, [expanded_prompt(self.processor, text, media, dict(cfg.vision_args))])[0]
+        return count_tokens(self.processor, [expanded_prompt(self.processor, text, media, cfg.vision_args)])[0]
 
     # ------------------------------------------------------------ generation
 
@@ -176,25 +176,17 @@ class NativeEngine:
             for m, p in batch
         ]
         kwargs: dict[str, Any] = {"text": texts, "return_tensors": "pt", "padding": True}
-        side = cfg.vision_args.get("short_side")
-        images: list[np.ndarray] = []
-        if batch[0][0].is_image:
-            images = [m.frames[0] for m, _ in batch]
-        elif frames_as_images(batch[0][0]):
-            images = [frame for m, _ in batch for frame in m.frames]
-            if batch[0][0].frame_labels is None:  # video frames: InternVL's dynamic_preprocess with max_num = tiles
-                kwargs["images_kwargs"] = {"max_patches": batch[0][0].tiles, "crop_to_patches": True}
-            # else a judge protocol's stills, tiled as the model tiles any image
-        else:
+        per_item = [processor_images(m, cfg.vision_args) for m, _ in batch]
+        if not batch[0][0].is_image and not frames_as_images(batch[0][0]):
             kwargs["videos"] = [np.stack(m.frames) for m, _ in batch]
             kwargs["do_sample_frames"] = False  # the shared sampler already chose the frames
-            if side:
+            if side := cfg.vision_args.get("short_side"):
                 kwargs["videos_kwargs"] = {"size": {"height": side, "width": side}}
-        images += [m.reference for m, _ in batch if m.reference is not None]
+        images = [image for item_images, _ in per_item for image in item_images]  # in the texts' placeholder order
         if images:
             kwargs["images"] = images
-            if cfg.vision_args.get("max_num_tiles") and "images_kwargs" not in kwargs:
-                kwargs["images_kwargs"] = {"max_patches": cfg.vision_args["max_num_tiles"]}
+            if per_item[0][1]:
+                kwargs["images_kwargs"] = per_item[0][1]
         if self.processor_device and "videos" in kwargs:  # the fast video processor resizes there
             kwargs["videos_kwargs"] = {**kwargs.get("videos_kwargs", {}), "device": self.processor_device}
         inputs = self.processor(**kwargs)

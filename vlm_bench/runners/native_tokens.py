@@ -8,7 +8,9 @@ the processor's ``input_ids`` for each kind of input."""
 from __future__ import annotations
 
 import re
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
+
+import numpy as np
 
 from vlm_bench.types import DEFAULT_FRAME_LABEL, VideoInput
 
@@ -20,9 +22,12 @@ def frames_as_images(media: VideoInput) -> bool:
                                    or media.frame_labels is not None)
 
 
-def image_sizes_and_kwargs(media: VideoInput, vision_args: dict[str, Any]) -> tuple[list[tuple[int, int]], dict[str, Any]]:
-    """The images the processor gets for this item, in order, and its ``images_kwargs``
-    (as ``NativeEngine.prepare_inputs`` passes them)."""
+def processor_images(media: VideoInput, vision_args: Mapping[str, Any]) -> tuple[list[np.ndarray], dict[str, Any]]:
+    """The images the processor gets for one item, in the order of its text's image
+    placeholders, and the ``images_kwargs`` they need: an image (tiled as the model tiles
+    any image), frames given as images (InternVL's dynamic_preprocess with max_num = tiles;
+    a judge protocol's stills tiled as any image), then the reference image. A video's
+    frames go to the processor's video path, not here."""
     kwargs: dict[str, Any] = {}
     if media.is_image:
         images = [media.frames[0]]
@@ -36,14 +41,14 @@ def image_sizes_and_kwargs(media: VideoInput, vision_args: dict[str, Any]) -> tu
         images.append(media.reference)
     if images and not kwargs and vision_args.get("max_num_tiles"):
         kwargs = {"max_patches": vision_args["max_num_tiles"]}
-    return [(int(f.shape[0]), int(f.shape[1])) for f in images], kwargs
+    return images, kwargs
 
 
-def expanded_prompt(processor: Any, text: str, media: VideoInput, vision_args: dict[str, Any]) -> str:
+def expanded_prompt(processor: Any, text: str, media: VideoInput, vision_args: Mapping[str, Any]) -> str:
     """``text`` (the chat template's output) with its placeholders replaced by what the
     processor puts there."""
-    sizes, kwargs = image_sizes_and_kwargs(media, vision_args)
-    patches = [processor.image_processor.get_number_of_image_patches(h, w, kwargs) for h, w in sizes]
+    images, kwargs = processor_images(media, vision_args)
+    patches = [processor.image_processor.get_number_of_image_patches(*image.shape[:2], kwargs) for image in images]
     start, end, context, seq = processor.start_image_token, processor.end_image_token, processor.image_token, processor.image_seq_length
     images = iter(patches)
 
