@@ -93,15 +93,16 @@ def fit_media(
         return media, None
     fit = ContextFit(policy, limit.tokens, limit.source, max_new_tokens, before, len(media.frames), media.tiles,
                      "refused", estimated=estimated)
-    fitted = media
+    fitted, after = media, before
     if policy == "fewer-tiles":
-        while fitted.tiles > 1 and count(fitted) > budget:
+        while fitted.tiles > 1 and after > budget:
             fitted = replace(fitted, tiles=fitted.tiles - 1)
-    if policy != "refuse" and count(fitted) > budget and _can_cut(media):
+            after = count(fitted)
+    if policy != "refuse" and after > budget and _can_cut(media):
         frames = _most_frames(fitted, count, budget)
         if frames:
             fitted = replace(reselect(frames), tiles=fitted.tiles)
-    after = count(fitted)
+            after = count(fitted)
     if policy == "refuse" or after > budget:
         hint = (f"lower --max-frames to {most}" if _can_cut(media) and (most := _most_frames(media, count, budget)) else
                 "shorten the prompt or lower max_new_tokens")
