@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 
 from vlm_bench.config import CONFIG_ROOT, ConfigError, load_yaml
+from vlm_bench.utils.video import read_image, video_frames
 
 RULES_FILE = CONFIG_ROOT / "grading" / "rules.yaml"
 RULES_VERSION = "2026.12"
@@ -130,13 +131,6 @@ def fit(frame: np.ndarray, side: int) -> np.ndarray:
     return cv2.resize(frame, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ValueError(f"cannot read image {path}")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
 @dataclass(frozen=True)
 class VideoSummary:
     first: np.ndarray  # RGB, full size
@@ -144,32 +138,28 @@ class VideoSummary:
     small: tuple[np.ndarray, ...]  # every frame, grey, long side SMALL_SIDE (float32 0-1)
 
 
+def _small(rgb: np.ndarray) -> np.ndarray:
+    """Grey, long side ``SMALL_SIDE``, 0-1: what the temporal measures compare."""
+    return cv2.cvtColor(fit(rgb, SMALL_SIDE), cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
+
+
 def read_stills(paths: Sequence[str | Path]) -> VideoSummary:
     """Image files as a video (the static control: the first frame, held)."""
     frames = [read_image(p) for p in paths]
     if not frames:
         raise ValueError("no frames")
-    small = tuple(cv2.cvtColor(fit(f, SMALL_SIDE), cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0 for f in frames)
-    return VideoSummary(frames[0], frames[-1], small)
+    return VideoSummary(frames[0], frames[-1], tuple(_small(f) for f in frames))
 
 
 def read_video(path: str | Path) -> VideoSummary:
     """One pass over the video: its first and last frames at full size, and every frame
     small and grey for the temporal measures."""
-    capture = cv2.VideoCapture(str(path))
     first = last = None
     small: list[np.ndarray] = []
-    try:
-        while True:
-            ok, bgr = capture.read()
-            if not ok:
-                break
-            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-            first = rgb if first is None else first
-            last = rgb
-            small.append(cv2.cvtColor(fit(rgb, SMALL_SIDE), cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0)
-    finally:
-        capture.release()
+    for rgb in video_frames(path):
+        first = rgb if first is None else first
+        last = rgb
+        small.append(_small(rgb))
     if first is None:
         raise ValueError(f"no frame decodes from {path}")
     return VideoSummary(first, last, tuple(small))

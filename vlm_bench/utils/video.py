@@ -8,7 +8,7 @@ resizing and tiling belong to the model's processor.
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -146,24 +146,41 @@ def read_frame_folder(
 LAST_FRAME = "#last-frame"  # an entry of an item's frames: "<video>#last-frame" is that video's last frame
 
 
+def video_frames(video: str | os.PathLike) -> Iterator[np.ndarray]:
+    """Every frame that decodes, in order, as RGB (a sequential OpenCV read)."""
+    capture = cv2.VideoCapture(os.fspath(video))
+    try:
+        while True:
+            ok, bgr = capture.read()
+            if not ok:
+                return
+            yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    finally:
+        capture.release()
+
+
 def last_frame(video: str) -> np.ndarray:
     """The last frame that decodes, read through to the end (a seek to the container's
     claimed count returns the wrong frame on some files)."""
     if not os.path.isfile(video):
         raise MediaError(f"video file not found: {video!r}")
-    capture = cv2.VideoCapture(video)
     last = None
-    try:
-        while True:
-            ok, bgr = capture.read()
-            if not ok:
-                break
-            last = bgr
-    finally:
-        capture.release()
+    for last in video_frames(video):
+        pass
     if last is None:
         raise MediaError(f"no frame decodes from {video!r}")
-    return cv2.cvtColor(last, cv2.COLOR_BGR2RGB)
+    return last
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """An image file as RGB; MediaError when it is missing or does not decode."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise MediaError(f"frame file not found: {path!r}")
+    bgr = cv2.imread(path, cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise MediaError(f"cannot decode image {path!r}")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def read_image_frames(paths: Sequence[str], max_frames: int, max_bytes: int | None = None) -> tuple[list[np.ndarray], FrameSelection]:
@@ -183,14 +200,10 @@ def read_image_frames(paths: Sequence[str], max_frames: int, max_bytes: int | No
         if path.endswith(LAST_FRAME):  # a video's last frame, as a still
             frames.append(last_frame(path[: -len(LAST_FRAME)]))
             continue
-        if not os.path.isfile(path):
-            raise MediaError(f"frame file not found: {path!r}")
-        bgr = cv2.imread(path, cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise MediaError(f"cannot decode image {path!r}")
+        rgb = read_image(path)
         if not frames:
-            check_frame_bytes(len(indices), bgr, max_bytes)
-        frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+            check_frame_bytes(len(indices), rgb, max_bytes)
+        frames.append(rgb)
     return frames, FrameSelection(
         selected_indices=tuple(indices),
         num_frames_total=len(paths),
