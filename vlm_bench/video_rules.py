@@ -22,6 +22,7 @@ decide says so (``judgeable: false`` with the reason) instead of a score."""
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import asdict, dataclass, field
@@ -117,6 +118,12 @@ def load_rule_book(path: str | Path = RULES_FILE) -> RuleBook:
     default = rule("defaults", data.get("defaults") or {}, DomainRule())
     domains = {str(d): rule(f"domains.{d}", spec, default) for d, spec in (data.get("domains") or {}).items()}
     return RuleBook(weights=weights, default=default, domains=domains, source=str(data.get("source", "")))
+
+
+@functools.lru_cache(maxsize=1)
+def default_rule_book() -> RuleBook:
+    """configs/grading/rules.yaml, read and checked once per process (not once per video)."""
+    return load_rule_book()
 
 
 # ---------------------------------------------------------------- frames
@@ -328,7 +335,7 @@ def score_video(
     question_data: Mapping[str, Any] | None = None,
     book: RuleBook | None = None,
 ) -> RuleScores:
-    book = book or load_rule_book()
+    book = book or default_rule_book()
     rule = book.rule(domain)
     thresholds = {"final_frame_accuracy": rule.final_threshold, "overall": rule.overall_threshold}
     if rule.method == "none":

@@ -24,6 +24,7 @@ unless ``source.all_runs`` (``--all-runs``).
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -234,14 +235,20 @@ def checks(
     return out
 
 
+@functools.lru_cache(maxsize=1)
+def vmevalkit_protocol() -> dict[str, Any]:
+    """configs/grading/vmevalkit_judge.yaml, read once per process (not once per task)."""
+    from vlm_bench.config import CONFIG_ROOT, load_yaml
+
+    return load_yaml(CONFIG_ROOT / "grading" / "vmevalkit_judge.yaml")
+
+
 def vmevalkit_rating(dataset: DatasetConfig, question_dir: Path, generator: str, video: str, info: Mapping[str, Any],
                      prefix: str, common: Mapping[str, Any], metadata: Mapping[str, Any]) -> Sample:
     """VMEvalKit's judge protocol (configs/grading/vmevalkit_judge.yaml): its system message,
     the task and prompt, the input image, the expected final frame and the video's last
     frame, each after VMEvalKit's own words; a 1-5 rating, 4 or 5 a pass."""
-    from vlm_bench.config import CONFIG_ROOT, load_yaml
-
-    protocol = load_yaml(CONFIG_ROOT / "grading" / "vmevalkit_judge.yaml")
+    protocol = vmevalkit_protocol()
     task_type = f"{info['domain']}_task"
     user = protocol["user"]
     raw_prompt = (question_dir / "prompt.txt").read_text(encoding="utf-8")  # VMEvalKit reads it as it is
